@@ -1,0 +1,38 @@
+# The commands a new user runs: `make demo` and `make test`. Both install first if needed.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEPS   := pyproject.toml requirements.txt requirements-lava.txt
+
+.PHONY: install test test-all demo lint clean
+
+install: $(STAMP)
+
+# Re-runs only when a dependency file changes; a second `make install` is a no-op.
+$(STAMP): $(DEPS)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "neurodeploy needs Python 3.11, got " + sys.version' \
+		|| { echo "error: set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --ignore-requires-python -r requirements-lava.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+DEMO_DIR ?= runs/demo
+
+demo: $(STAMP)
+	$(BIN)/neurodeploy info
+
+lint: $(STAMP)
+	$(BIN)/ruff check neurodeploy tests benchmarks
+	$(BIN)/ruff format --check neurodeploy tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
