@@ -1,0 +1,216 @@
+"""Actors: the spiking actor (per-action reset or stateful) and the ANN baseline.
+
+An actor is fully described by an :class:`ActorConfig`; with its ``state_dict``
+it is rebuilt by :func:`build_actor` / :func:`actor_from_payload` without any
+training code. That payload is what ``policy.pt`` holds and what export reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from neurodeploy.errors import CheckpointError, ConfigError
+from neurodeploy.snn.codec import LinearDecoder, PopulationDecoder, PopulationEncoder
+from neurodeploy.snn.layers import SpikingLayer
+from neurodeploy.snn.neurons import NeuronConfig
+
+MODES = ("reset", "stateful")
+
+
+@dataclass
+class ActorConfig:
+    obs_dim: int
+    act_dim: int
+    action_low: list[float]
+    action_high: list[float]
+    kind: str = "snn"  # snn | ann
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    timesteps: int = 5  # SNN timesteps per action
+    mode: str = "reset"  # reset: state cleared every action; stateful: carried across actions
+    encoder: str = "population"  # population | direct (obs as input current)
+    decoder: str = "population"  # population | linear (readout of the last hidden layer)
+    pop_in: int = 10
+    pop_out: int = 10
+    encoder_std: float = math.sqrt(0.05)
+    encoder_mean_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+
+    def __post_init__(self):
+        if isinstance(self.neuron, dict):
+            self.neuron = NeuronConfig.from_dict(self.neuron)
+        checks = [
+            (self.kind in ("snn", "ann"), f"actor kind must be 'snn' or 'ann', not {self.kind!r}"),
+            (self.mode in MODES, f"actor mode must be one of {MODES}, not {self.mode!r}"),
+            (self.encoder in ("population", "direct"), f"unknown encoder {self.encoder!r}"),
+            (self.decoder in ("population", "linear"), f"unknown decoder {self.decoder!r}"),
+            (self.timesteps >= 1, "timesteps must be >= 1"),
+            (len(self.action_low) == len(self.action_high) == self.act_dim,
+             "action_low/high must have act_dim entries"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ActorConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown actor options: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class _ActionScale(nn.Module):
+    def __init__(self, low, high):
+        super().__init__()
+        low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("half_range", (high - low) / 2)
+
+    def forward(self, squashed: torch.Tensor) -> torch.Tensor:
+        return self.center + self.half_range * squashed
+
+
+class AnnActor(nn.Module):
+    """The TD3 baseline: Linear-ReLU-Linear-ReLU-Linear, tanh, action scale."""
+
+    def __init__(self, config: ActorConfig):
+        super().__init__()
+        self.config = config
+        sizes = [config.obs_dim, *config.hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], config.act_dim))
+        self.net = nn.Sequential(*layers)
+        self.scale = _ActionScale(config.action_low, config.action_high)
+        self.spike_counts: dict[str, torch.Tensor] = {}
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.scale(torch.tanh(self.net(obs)))
+
+    def reset(self) -> None:
+        pass
+
+
+class SpikingActor(nn.Module):
+    """Population-coded spiking actor (PopSAN-style) in per-action-reset or stateful mode.
+
+    After every call, ``spike_counts`` maps each spiking population (``encoder``,
+    ``hidden0``, ..., ``output``) to its spike count per timestep, summed over the
+    batch, and ``counted_batch`` holds the batch size. They come from the forward
+    pass itself; nothing is run twice.
+    """
+
+    def __init__(self, config: ActorConfig):
+        super().__init__()
+        self.config = config
+        if config.encoder == "population":
+            self.encoder = PopulationEncoder(config.obs_dim, config.pop_in, config.encoder_mean_range,
+                                             config.encoder_std)
+            n_in = self.encoder.size
+        else:
+            self.encoder = None
+            n_in = config.obs_dim
+        sizes = [n_in, *config.hidden]
+        if config.decoder == "population":
+            sizes.append(config.act_dim * config.pop_out)
+        self.layers = nn.ModuleList(
+            SpikingLayer(a, b, config.neuron) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        if config.decoder == "population":
+            self.decoder = PopulationDecoder(config.act_dim, config.pop_out)
+        else:
+            self.decoder = LinearDecoder(sizes[-1], config.act_dim)
+        self.scale = _ActionScale(config.action_low, config.action_high)
+        self.state = None
+        self.spike_counts: dict[str, torch.Tensor] = {}
+        self.counted_batch = 0
+
+    @property
+    def layer_names(self) -> list[str]:
+        names = [f"hidden{i}" for i in range(len(self.config.hidden))]
+        return names + (["output"] if self.config.decoder == "population" else [])
+
+    def set_slope(self, value: float) -> None:
+        for layer in self.layers:
+            layer.neuron.spike_fn.set_slope(value)
+
+    def reset(self) -> None:
+        """Clear the carried state (stateful mode); call at the start of every episode."""
+        self.state = None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, obs_dim] -> action [B, act_dim]."""
+        if self.config.mode == "reset":
+            return self.forward_sequence(obs.unsqueeze(0))[0][0]
+        actions, state = self.forward_sequence(obs.unsqueeze(0), self.state)
+        self.state = _detach(state)
+        return actions[0]
+
+    def forward_sequence(self, obs_seq: torch.Tensor, state=None):
+        """obs [L, B, obs_dim] -> actions [L, B, act_dim], final state.
+
+        Stateful mode carries the state through the L actions (for BPTT); reset
+        mode treats the L actions independently, each from a zero state.
+        """
+        L, B = obs_seq.shape[:2]
+        T = self.config.timesteps
+        if self.config.mode == "reset":
+            obs_seq, state = obs_seq.reshape(1, L * B, -1), None
+        enc_state, layer_states = state if state is not None else (None, [None] * len(self.layers))
+        if self.encoder is not None:
+            x, enc_state = self.encoder(obs_seq, T, enc_state)
+            counts = {"encoder": x.detach().sum(dim=(1, 2))}
+        else:
+            x = obs_seq.repeat_interleave(T, dim=0)
+            counts = {}
+        new_states = []
+        for name, layer, st in zip(self.layer_names, self.layers, layer_states, strict=True):
+            x, st = layer(x, st)
+            new_states.append(st)
+            counts[name] = x.detach().sum(dim=(1, 2))
+        self.spike_counts, self.counted_batch = counts, x.shape[1]
+        rate = x.unflatten(0, (-1, T)).mean(dim=1)  # [L', B', n] firing rate per action
+        actions = self.scale(self.decoder(rate))
+        if self.config.mode == "reset":
+            actions = actions.reshape(L, B, -1)
+        return actions, (enc_state, new_states)
+
+
+def _detach(state):
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(_detach(s) for s in state)
+    return state
+
+
+def build_actor(config: ActorConfig) -> SpikingActor | AnnActor:
+    return AnnActor(config) if config.kind == "ann" else SpikingActor(config)
+
+
+def policy_payload(actor: SpikingActor | AnnActor) -> dict:
+    """What ``policy.pt`` holds: plain config data and tensors (``weights_only`` loadable)."""
+    return {"format": "neurodeploy-policy/1", "config": actor.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in actor.state_dict().items()}}
+
+
+def actor_from_payload(payload: dict, source: str = "policy") -> SpikingActor | AnnActor:
+    """Rebuild an actor from :func:`policy_payload` output; errors name ``source``."""
+    if not isinstance(payload, dict) or payload.get("format") != "neurodeploy-policy/1":
+        raise CheckpointError(f"{source} is not a neurodeploy policy (missing format tag)")
+    actor = build_actor(ActorConfig.from_dict(payload["config"]))
+    try:
+        actor.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(f"{source}: weights do not match its actor config ({first})") from None
+    return actor

@@ -1,0 +1,86 @@
+"""Host-side codec: population encoder (observation -> spikes) and decoders (spikes -> action)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ENCODER_THRESHOLD = 0.999
+
+
+class _StraightThroughSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v):
+        return (v > ENCODER_THRESHOLD).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class PopulationEncoder(nn.Module):
+    """tanh(obs) -> Gaussian receptive fields -> deterministic integrate-and-fire spikes.
+
+    Each observation dimension has ``pop`` neurons with learnable means (evenly
+    spaced in ``mean_range``) and stds. Activation ``A = exp(-(x - mu)^2 / (2 std^2))``
+    is integrated every timestep; a neuron spikes when its potential exceeds
+    0.999 and then subtracts 0.999. The spike has a straight-through gradient.
+    """
+
+    def __init__(self, obs_dim: int, pop: int = 10, mean_range=(-1.0, 1.0), std=math.sqrt(0.05)):
+        super().__init__()
+        self.obs_dim, self.pop = obs_dim, pop
+        means = torch.linspace(mean_range[0], mean_range[1], pop).repeat(obs_dim, 1)
+        self.mean = nn.Parameter(means)
+        self.std = nn.Parameter(torch.full((obs_dim, pop), float(std)))
+
+    @property
+    def size(self) -> int:
+        return self.obs_dim * self.pop
+
+    def activation(self, obs: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(obs).unsqueeze(-1)
+        act = torch.exp(-0.5 * (x - self.mean) ** 2 / self.std**2)
+        return act.flatten(-2)
+
+    def forward(self, obs: torch.Tensor, timesteps: int, v: torch.Tensor | None = None):
+        """obs [L, B, obs_dim] -> spikes [L*T, B, obs_dim*pop] and the final potential."""
+        act = self.activation(obs)
+        if v is None:
+            v = torch.zeros_like(act[0])
+        spikes = []
+        for a in act:
+            for _ in range(timesteps):
+                v = v + a
+                s = _StraightThroughSpike.apply(v)
+                v = v - s * ENCODER_THRESHOLD
+                spikes.append(s)
+        return torch.stack(spikes), v
+
+
+class PopulationDecoder(nn.Module):
+    """Firing rate of ``pop`` neurons per action -> grouped linear (pop -> 1) -> tanh."""
+
+    def __init__(self, act_dim: int, pop: int = 10):
+        super().__init__()
+        self.act_dim, self.pop = act_dim, pop
+        bound = 1.0 / math.sqrt(pop)  # the init of a grouped Conv1d(act, act, pop, groups=act)
+        self.weight = nn.Parameter(torch.empty(act_dim, pop).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(act_dim).uniform_(-bound, bound))
+
+    def forward(self, rate: torch.Tensor) -> torch.Tensor:
+        grouped = rate.unflatten(-1, (self.act_dim, self.pop))
+        return torch.tanh((grouped * self.weight).sum(-1) + self.bias)
+
+
+class LinearDecoder(nn.Module):
+    """Firing rate of the last hidden layer -> Linear -> tanh (stateful controllers)."""
+
+    def __init__(self, in_features: int, act_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, act_dim)
+
+    def forward(self, rate: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(rate))

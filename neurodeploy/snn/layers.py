@@ -1,0 +1,51 @@
+"""A spiking layer: affine synapse + neuron population, run over a whole time sequence.
+
+The synapse is applied to all timesteps in one matrix product (the inputs of a
+feed-forward layer do not depend on its own outputs), then the neuron loops over
+time. This keeps the dense float maths and removes per-timestep Python work.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neurodeploy.snn.fixed_point import quantize_bias, quantize_weights, shift_activation
+from neurodeploy.snn.neurons import NeuronConfig, make_neuron
+
+
+class SpikingLayer(nn.Module):
+    def __init__(self, in_features: int, out_features: int, neuron: NeuronConfig):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.neuron = make_neuron(out_features, neuron)
+        self.fixed_point = neuron.model == "loihi"
+
+    @property
+    def out_features(self) -> int:
+        return self.linear.out_features
+
+    def quantized(self) -> dict:
+        """Integer weights, weight_exp, bias mantissa and bias_exp of a ``loihi`` layer."""
+        scale = self.neuron.chip_scale
+        w_int, w_exp = quantize_weights(self.linear.weight, scale)
+        b_mant, b_exp = quantize_bias(self.linear.bias, scale)
+        return {"weight": w_int, "weight_exp": w_exp, "bias_mant": b_mant, "bias_exp": b_exp}
+
+    def forward(self, x: torch.Tensor, state=None):
+        """x [T, B, in] -> spikes [T, B, out], final state."""
+        if state is None:
+            state = self.neuron.initial_state(x.shape[1], device=x.device)
+        if self.fixed_point:
+            q = self.quantized()
+            currents = shift_activation(x @ q["weight"].t(), q["weight_exp"])
+            bias = (q["bias_mant"] * 2.0 ** q["bias_exp"]).double()
+            step = lambda i, st: self.neuron(i, st, bias)  # noqa: E731
+        else:
+            currents = self.linear(x)
+            step = self.neuron
+        spikes = []
+        for current in currents:
+            s, state = step(current, state)
+            spikes.append(s)
+        return torch.stack(spikes), state
