@@ -10,22 +10,29 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results.md"
-HEADER = "# Results\n\nEvery number here comes from a script in `benchmarks/`; each section names its command.\n"
+HEADER = (
+    "# Results\n\n"
+    "Every number here comes from a script in `benchmarks/`; each section names its command.\n"
+)
 
 
 def machine() -> str:
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
 
 
 def write_section(key: str, title: str, body: str) -> None:
     """Replace the section marked ``key`` in docs/results.md with ``body``."""
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     stamp = datetime.date.today().isoformat()
-    section = (f"<!-- {key} -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}  \n"
-               f"Date: {stamp}\n\n{body.strip()}\n<!-- /{key} -->\n")
+    section = (
+        f"<!-- {key} -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}  \n"
+        f"Date: {stamp}\n\n{body.strip()}\n<!-- /{key} -->\n"
+    )
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     pattern = re.compile(rf"<!-- {key} -->.*?<!-- /{key} -->\n", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + "\n" + section

@@ -44,7 +44,9 @@ def run() -> None:
     _not_built("run", 6)
 
 
-@cli.command("bench-energy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli.command(
+    "bench-energy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def bench_energy() -> None:
     """Count synaptic ops and neuron updates, and estimate energy per hardware profile."""
     _not_built("bench-energy", 6)

@@ -12,7 +12,11 @@ STACK = [
     ("torch", "torch", "make install"),
     ("numpy", "numpy", "make install"),
     ("lava-nc", "lava", ".venv/bin/pip install --no-deps --ignore-requires-python lava-nc==0.10.0"),
-    ("lava-dl", "lava.lib.dl", ".venv/bin/pip install --no-deps --ignore-requires-python lava-dl==0.6.0"),
+    (
+        "lava-dl",
+        "lava.lib.dl",
+        ".venv/bin/pip install --no-deps --ignore-requires-python lava-dl==0.6.0",
+    ),
     ("nir", "nir", ".venv/bin/pip install nir"),
     ("norse", "norse", ".venv/bin/pip install norse"),
     ("gymnasium", "gymnasium", ".venv/bin/pip install 'gymnasium[mujoco]'"),
@@ -44,7 +48,12 @@ def selfcheck() -> tuple[list[tuple[str, bool, str]], list[str]]:
     except NeurodeployError as exc:
         return [], [f"Lava self-check could not run: {exc}"]
     except Exception as exc:  # a broken Lava install fails in many ways; report it, do not crash
-        return [], [f"Lava self-check crashed ({type(exc).__name__}: {exc}): reinstall with `make install`"]
-    failures = [f"{name} failed: {detail}; reinstall Lava with `make install`"
-                for name, ok, detail in results if not ok]
+        return [], [
+            f"Lava self-check crashed ({type(exc).__name__}: {exc}): reinstall with `make install`"
+        ]
+    failures = [
+        f"{name} failed: {detail}; reinstall Lava with `make install`"
+        for name, ok, detail in results
+        if not ok
+    ]
     return results, failures

@@ -62,8 +62,13 @@ def _neurodeploy():
 
 
 def test_info_exits_zero_and_reports_both_selfchecks():
-    out = subprocess.run([_neurodeploy(), "info"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [_neurodeploy(), "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "pass lava floating_pt" in out.stdout
     assert "pass lava fixed_pt" in out.stdout
@@ -85,7 +90,10 @@ def test_info_names_missing_lava_dl_and_how_to_install(tmp_path, monkeypatch):
     found, failures = info.versions()
     assert found["lava-dl"] == "missing"
     assert len(failures) == 1
-    assert "lava-dl" in failures[0] and "pip install --no-deps --ignore-requires-python lava-dl==0.6.0" in failures[0]
+    assert (
+        "lava-dl" in failures[0]
+        and "pip install --no-deps --ignore-requires-python lava-dl==0.6.0" in failures[0]
+    )
 
 
 @pytest.mark.parametrize("command", ["train", "export", "run", "bench-energy"])
@@ -96,8 +104,13 @@ def test_unbuilt_commands_say_so_and_exit_2(command):
 
 
 def test_help_lists_all_commands():
-    out = subprocess.run([_neurodeploy(), "--help"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [_neurodeploy(), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 0
     for command in ("train", "export", "run", "bench-energy", "info"):
         assert command in out.stdout

@@ -75,4 +75,6 @@ def import_lava(name: str) -> ModuleType:
                 "run `make install`"
             ) from None
         package = "lava-dl" if name.startswith("lava.lib.dl") else "lava-nc"
-        raise StackError(f"{package} is not installed ({name} cannot be imported): {LAVA_INSTALL}") from None
+        raise StackError(
+            f"{package} is not installed ({name} cannot be imported): {LAVA_INSTALL}"
+        ) from None

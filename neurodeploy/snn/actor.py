@@ -48,8 +48,10 @@ class ActorConfig:
             (self.encoder in ("population", "direct"), f"unknown encoder {self.encoder!r}"),
             (self.decoder in ("population", "linear"), f"unknown decoder {self.decoder!r}"),
             (self.timesteps >= 1, "timesteps must be >= 1"),
-            (len(self.action_low) == len(self.action_high) == self.act_dim,
-             "action_low/high must have act_dim entries"),
+            (
+                len(self.action_low) == len(self.action_high) == self.act_dim,
+                "action_low/high must have act_dim entries",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -70,7 +72,10 @@ class ActorConfig:
 class _ActionScale(nn.Module):
     def __init__(self, low, high):
         super().__init__()
-        low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        low, high = (
+            torch.as_tensor(low, dtype=torch.float32),
+            torch.as_tensor(high, dtype=torch.float32),
+        )
         self.register_buffer("center", (high + low) / 2)
         self.register_buffer("half_range", (high - low) / 2)
 
@@ -91,7 +96,6 @@ class AnnActor(nn.Module):
         layers.append(nn.Linear(sizes[-1], config.act_dim))
         self.net = nn.Sequential(*layers)
         self.scale = _ActionScale(config.action_low, config.action_high)
-        self.spike_counts: dict[str, torch.Tensor] = {}
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.scale(torch.tanh(self.net(obs)))
@@ -105,16 +109,17 @@ class SpikingActor(nn.Module):
 
     After every call, ``spike_counts`` maps each spiking population (``encoder``,
     ``hidden0``, ..., ``output``) to its spike count per timestep, summed over the
-    batch, and ``counted_batch`` holds the batch size. They come from the forward
-    pass itself; nothing is run twice.
+    batch, and ``counted_batch`` holds the batch size. They are summed on demand
+    from the spike trains the forward pass kept; nothing is run twice.
     """
 
     def __init__(self, config: ActorConfig):
         super().__init__()
         self.config = config
         if config.encoder == "population":
-            self.encoder = PopulationEncoder(config.obs_dim, config.pop_in, config.encoder_mean_range,
-                                             config.encoder_std)
+            self.encoder = PopulationEncoder(
+                config.obs_dim, config.pop_in, config.encoder_mean_range, config.encoder_std
+            )
             n_in = self.encoder.size
         else:
             self.encoder = None
@@ -131,8 +136,15 @@ class SpikingActor(nn.Module):
             self.decoder = LinearDecoder(sizes[-1], config.act_dim)
         self.scale = _ActionScale(config.action_low, config.action_high)
         self.state = None
-        self.spike_counts: dict[str, torch.Tensor] = {}
-        self.counted_batch = 0
+        self._spikes: dict[str, torch.Tensor] = {}
+
+    @property
+    def spike_counts(self) -> dict[str, torch.Tensor]:
+        return {name: s.sum(dim=(1, 2)) for name, s in self._spikes.items()}
+
+    @property
+    def counted_batch(self) -> int:
+        return next(iter(self._spikes.values())).shape[1] if self._spikes else 0
 
     @property
     def layer_names(self) -> list[str]:
@@ -168,16 +180,16 @@ class SpikingActor(nn.Module):
         enc_state, layer_states = state if state is not None else (None, [None] * len(self.layers))
         if self.encoder is not None:
             x, enc_state = self.encoder(obs_seq, T, enc_state)
-            counts = {"encoder": x.detach().sum(dim=(1, 2))}
+            spikes = {"encoder": x.detach()}
         else:
             x = obs_seq.repeat_interleave(T, dim=0)
-            counts = {}
+            spikes = {}
         new_states = []
         for name, layer, st in zip(self.layer_names, self.layers, layer_states, strict=True):
             x, st = layer(x, st)
             new_states.append(st)
-            counts[name] = x.detach().sum(dim=(1, 2))
-        self.spike_counts, self.counted_batch = counts, x.shape[1]
+            spikes[name] = x.detach()
+        self._spikes = spikes
         rate = x.unflatten(0, (-1, T)).mean(dim=1)  # [L', B', n] firing rate per action
         actions = self.scale(self.decoder(rate))
         if self.config.mode == "reset":
@@ -199,8 +211,11 @@ def build_actor(config: ActorConfig) -> SpikingActor | AnnActor:
 
 def policy_payload(actor: SpikingActor | AnnActor) -> dict:
     """What ``policy.pt`` holds: plain config data and tensors (``weights_only`` loadable)."""
-    return {"format": "neurodeploy-policy/1", "config": actor.config.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in actor.state_dict().items()}}
+    return {
+        "format": "neurodeploy-policy/1",
+        "config": actor.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in actor.state_dict().items()},
+    }
 
 
 def actor_from_payload(payload: dict, source: str = "policy") -> SpikingActor | AnnActor:
@@ -212,5 +227,7 @@ def actor_from_payload(payload: dict, source: str = "policy") -> SpikingActor | 
         actor.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise CheckpointError(f"{source}: weights do not match its actor config ({first})") from None
+        raise CheckpointError(
+            f"{source}: weights do not match its actor config ({first})"
+        ) from None
     return actor

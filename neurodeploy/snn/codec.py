@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 ENCODER_THRESHOLD = 0.999
+ENCODER_STD = math.sqrt(0.05)
 
 
 class _StraightThroughSpike(torch.autograd.Function):
@@ -29,7 +30,7 @@ class PopulationEncoder(nn.Module):
     0.999 and then subtracts 0.999. The spike has a straight-through gradient.
     """
 
-    def __init__(self, obs_dim: int, pop: int = 10, mean_range=(-1.0, 1.0), std=math.sqrt(0.05)):
+    def __init__(self, obs_dim: int, pop: int = 10, mean_range=(-1.0, 1.0), std=ENCODER_STD):
         super().__init__()
         self.obs_dim, self.pop = obs_dim, pop
         means = torch.linspace(mean_range[0], mean_range[1], pop).repeat(obs_dim, 1)
@@ -50,6 +51,8 @@ class PopulationEncoder(nn.Module):
         act = self.activation(obs)
         if v is None:
             v = torch.zeros_like(act[0])
+        if not torch.is_grad_enabled():
+            return self._forward_no_grad(act, timesteps, v)
         spikes = []
         for a in act:
             for _ in range(timesteps):
@@ -58,6 +61,20 @@ class PopulationEncoder(nn.Module):
                 v = v - s * ENCODER_THRESHOLD
                 spikes.append(s)
         return torch.stack(spikes), v
+
+    @staticmethod
+    def _forward_no_grad(act, timesteps, v):
+        """The same integrate-and-fire loop in place, without autograd bookkeeping."""
+        v = v.clone()
+        spikes = act.new_empty((act.shape[0] * timesteps, *act.shape[1:]))
+        t = 0
+        for a in act:
+            for _ in range(timesteps):
+                v.add_(a)
+                torch.sub(v, ENCODER_THRESHOLD, out=spikes[t]).sign_().clamp_(min=0.0)
+                v.sub_(spikes[t], alpha=ENCODER_THRESHOLD)
+                t += 1
+        return spikes, v
 
 
 class PopulationDecoder(nn.Module):

@@ -34,18 +34,19 @@ class SpikingLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         """x [T, B, in] -> spikes [T, B, out], final state."""
-        if state is None:
-            state = self.neuron.initial_state(x.shape[1], device=x.device)
         if self.fixed_point:
             q = self.quantized()
             currents = shift_activation(x @ q["weight"].t(), q["weight_exp"])
             bias = (q["bias_mant"] * 2.0 ** q["bias_exp"]).double()
-            step = lambda i, st: self.neuron(i, st, bias)  # noqa: E731
-        else:
-            currents = self.linear(x)
-            step = self.neuron
-        spikes = []
-        for current in currents:
-            s, state = step(current, state)
-            spikes.append(s)
-        return torch.stack(spikes), state
+            return self.neuron.sequence(currents, state, bias=bias)
+        return self.neuron.sequence(affine(x, self.linear.weight, self.linear.bias), state)
+
+
+def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T + bias`` over [T, B, in] as one GEMM.
+
+    The weight is made contiguous in [in, out] order first: on CPU that GEMM is
+    about 1.5x faster than ``F.linear``'s transposed one, for a 65k-element copy.
+    """
+    out = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.t().contiguous())
+    return out.reshape(*x.shape[:-1], -1)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from neurodeploy.errors import ConfigError
+from neurodeploy.snn.kernels import fused_lif
 from neurodeploy.snn.surrogate import Surrogate
 
 NEURON_MODELS = ("lif", "clif", "dn", "loihi")
@@ -137,7 +138,9 @@ def loihi_step(a_in, u, v, du, dv, vth, bias, spike_fn, threshold=1.0):
     """One Lava ``fixed_pt`` LIF step; ``a_in`` is the integer Dense output."""
     decayed_u = u * (DECAY_UNITY - du - 1) / DECAY_UNITY
     u = _ste(decayed_u, torch.trunc(decayed_u)) + a_in * (1 << ACT_SHIFT)
-    u = _ste(u, torch.where(u > UV_MAX, u - 2 * UV_MAX, torch.where(u <= -UV_MAX, u + 2 * UV_MAX, u)))
+    u = _ste(
+        u, torch.where(u > UV_MAX, u - 2 * UV_MAX, torch.where(u <= -UV_MAX, u + 2 * UV_MAX, u))
+    )
     decayed_v = v * (DECAY_UNITY - dv) / DECAY_UNITY
     v = _ste(decayed_v, torch.trunc(decayed_v)) + u + bias
     v = _ste(v, v.clamp(-UV_MAX + 1, UV_MAX - 1))
@@ -171,6 +174,16 @@ class Neuron(nn.Module):
         zeros = torch.zeros(batch, self.size, device=device)
         return tuple(zeros.clone() for _ in range(self.n_state))
 
+    def sequence(self, currents: torch.Tensor, state=None, **kwargs):
+        """currents [T, B, N] -> spikes [T, B, N], final state (state None: start from zero)."""
+        if state is None:
+            state = self.initial_state(currents.shape[1], device=currents.device)
+        spikes = []
+        for current in currents:
+            s, state = self(current, state, **kwargs)
+            spikes.append(s)
+        return torch.stack(spikes), state
+
 
 class LIF(Neuron):
     n_state = 2  # v, s
@@ -180,10 +193,28 @@ class LIF(Neuron):
         self._param("decay", config.decay, config.learn_decay)
         self._param("threshold", config.threshold, config.learn_threshold)
 
+    @property
+    def fusable(self) -> bool:
+        c = self.config
+        return c.reset == "hard" and not (c.learn_decay or c.learn_threshold or c.per_neuron)
+
+    def sequence(self, currents, state=None):
+        if state is not None or not self.fusable:
+            return super().sequence(currents, state)
+        spikes, final_v = fused_lif(
+            currents,
+            float(self.decay.clamp(0, 1)),
+            float(self.threshold),
+            self.config.surrogate,
+            self.spike_fn.slope,
+        )
+        return spikes, (final_v, spikes[-1].detach())
+
     def forward(self, current, state):
         v, s = state
-        s, v = lif_step(current, v, s, self.decay.clamp(0, 1), self.threshold, self.spike_fn,
-                        self.config.reset)
+        s, v = lif_step(
+            current, v, s, self.decay.clamp(0, 1), self.threshold, self.spike_fn, self.config.reset
+        )
         return s, (v, s)
 
 
@@ -198,9 +229,17 @@ class CLIF(Neuron):
 
     def forward(self, current, state):
         c, v, s = state
-        s, c, v = clif_step(current, c, v, s, self.current_decay.clamp(0, 1),
-                            self.decay.clamp(0, 1), self.threshold, self.spike_fn,
-                            self.config.reset)
+        s, c, v = clif_step(
+            current,
+            c,
+            v,
+            s,
+            self.current_decay.clamp(0, 1),
+            self.decay.clamp(0, 1),
+            self.threshold,
+            self.spike_fn,
+            self.config.reset,
+        )
         return s, (c, v, s)
 
 
@@ -242,8 +281,17 @@ class LoihiCUBA(Neuron):
     def forward(self, a_in, state, bias=0.0):
         u, v = state
         du, dv = self.integer_decays()
-        s, u, v = loihi_step(a_in.double(), u, v, du.double(), dv.double(), self.vth.double(),
-                             bias, self.spike_fn, self.threshold)
+        s, u, v = loihi_step(
+            a_in.double(),
+            u,
+            v,
+            du.double(),
+            dv.double(),
+            self.vth.double(),
+            bias,
+            self.spike_fn,
+            self.threshold,
+        )
         return s.float(), (u, v)
 
 

@@ -23,9 +23,9 @@ _RECT_HALF_WIDTH = 0.5
 
 
 def surrogate_grad(x: torch.Tensor, kind: str, slope: torch.Tensor | float) -> torch.Tensor:
-    """dS/dx of the named surrogate at ``x``."""
+    """dS/dx of the named surrogate at ``x`` (for ``rect``, a bool mask: multiply by it)."""
     if kind == "rect":
-        return (x.abs() < _RECT_HALF_WIDTH).to(x.dtype)
+        return x.abs() < _RECT_HALF_WIDTH
     if kind == "fast_sigmoid":
         return 1.0 / (1.0 + slope * x.abs()) ** 2
     if kind == "arctan":
