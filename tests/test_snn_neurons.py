@@ -190,3 +190,26 @@ def test_learnable_per_neuron_parameters_get_gradients():
 def test_per_layer_is_the_default():
     neuron = make_neuron(8, NeuronConfig("lif", learn_decay=True))
     assert neuron.decay.shape == ()
+
+
+def test_compiled_kernels_match_eager_kernels():
+    from neurodeploy.snn import kernels
+
+    torch.manual_seed(0)
+    currents = (torch.randn(5, 32, 64) * 0.6).requires_grad_()
+    weight = torch.randn(5, 32, 64)
+    neuron = make_neuron(64, NeuronConfig("lif"))
+    results = []
+    for compiled in (False, True):
+        kernels.set_compile(compiled)
+        try:
+            spikes, (v, _) = neuron.sequence(currents)
+            (grad,) = torch.autograd.grad((spikes * weight).sum(), currents)
+            assert kernels.compiled() == compiled  # did not fall back
+        finally:
+            kernels.set_compile(False)
+        results.append((spikes, v, grad))
+    (s0, v0, g0), (s1, v1, g1) = results
+    assert torch.equal(s0, s1)
+    assert torch.allclose(v0, v1, atol=1e-6)
+    assert torch.allclose(g0, g1, atol=1e-5)
