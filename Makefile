@@ -25,9 +25,14 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-DEMO_DIR ?= runs/demo
+DEMO_DIR   ?= runs/demo
+DEMO_STEPS ?= 3000
 
+# Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), then checks the stack.
+# Re-running continues the same run directory instead of overwriting it.
 demo: $(STAMP)
+	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --out $(DEMO_DIR) \
+		$$(test -f $(DEMO_DIR)/config.toml && echo --resume)
 	$(BIN)/neurodeploy info
 
 lint: $(STAMP)

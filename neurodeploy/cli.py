@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,10 +28,33 @@ def _not_built(command: str, issue: int) -> None:
     raise typer.Exit(2)
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train() -> None:
+@cli.command()
+def train(
+    recipe: Annotated[
+        str | None, typer.Argument(help="recipe name in train/ or a TOML path")
+    ] = None,
+    env: Annotated[str | None, typer.Option(help="gymnasium environment id")] = None,
+    algo: Annotated[str | None, typer.Option(help="pt-td3 | td3")] = None,
+    neuron: Annotated[str | None, typer.Option(help="lif | clif | dn | loihi | ann")] = None,
+    steps: Annotated[int | None, typer.Option(help="environment steps in total")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any other option: KEY=VALUE (TOML value)")
+    ] = None,
+) -> None:
     """Train a spiking or ANN actor with (proxy-target) TD3 from a recipe."""
-    _not_built("train", 4)
+    from neurodeploy.train.config import parse_set, resolve
+    from neurodeploy.train.loop import train as run_training
+
+    overrides = {"env": env, "algo": algo, "neuron": neuron, "steps": steps, "seed": seed}
+    overrides.update(parse_set(set_ or []))
+    cfg, name = resolve(recipe, overrides)
+    run_dir = out or Path("runs") / f"{name}-{cfg.algo}-{cfg.neuron}-s{cfg.seed}"
+    console.print(f"run directory: {run_dir}")
+    run_training(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
+    console.print(f"[green]done[/green]: policy in {run_dir / 'policy.pt'}")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

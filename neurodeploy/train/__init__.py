@@ -1,0 +1,1 @@
+"""TD3 and proxy-target TD3, replay buffer, training loop, evaluation, checkpoints."""

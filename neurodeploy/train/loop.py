@@ -1,0 +1,272 @@
+"""The training loop: act, store, update, evaluate, checkpoint. Resumable and reproducible.
+
+Checkpoints are written at the first episode boundary after every
+``checkpoint_every`` steps (and at the end). At a boundary no episode is in
+flight, so the checkpoint holds everything the future depends on: networks,
+optimisers, replay buffer, the numpy and torch RNG states, the environment's RNG,
+the slope schedule and the counters. A run killed at any point and resumed
+therefore produces the same final weights, bit for bit, as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from neurodeploy.envs import check_observation, make_env
+from neurodeploy.errors import CheckpointError, ConfigError
+from neurodeploy.snn import ActorConfig, AnnActor, NeuronConfig, build_actor, policy_payload
+from neurodeploy.snn.schedules import make_schedule
+from neurodeploy.train.buffer import ReplayBuffer
+from neurodeploy.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
+from neurodeploy.train.evaluate import evaluate
+from neurodeploy.train.metrics import Metrics
+from neurodeploy.train.td3 import TD3, Critic, TD3Settings
+
+EVAL_SEED_OFFSET = 100
+
+
+def actor_config(cfg: TrainConfig, env) -> ActorConfig:
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    low, high = env.action_space.low.tolist(), env.action_space.high.tolist()
+    if cfg.neuron == "ann":
+        return ActorConfig(obs_dim, act_dim, low, high, kind="ann", hidden=list(cfg.hidden))
+    neuron = NeuronConfig(model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope)
+    return ActorConfig(
+        obs_dim,
+        act_dim,
+        low,
+        high,
+        hidden=list(cfg.hidden),
+        neuron=neuron,
+        timesteps=cfg.timesteps,
+        pop_in=cfg.population,
+        pop_out=cfg.population,
+    )
+
+
+@dataclass
+class Agent:
+    """Everything that learns, built from a config and an environment."""
+
+    actor: torch.nn.Module
+    td3: TD3
+    buffer: ReplayBuffer
+    schedule: object
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    @classmethod
+    def build(cls, cfg: TrainConfig, env) -> Agent:
+        torch.manual_seed(cfg.seed)
+        a_cfg = actor_config(cfg, env)
+        actor = build_actor(a_cfg)
+        critic = Critic(a_cfg.obs_dim, a_cfg.act_dim)
+        proxy = None
+        if cfg.algo == "pt-td3":
+            proxy = AnnActor(
+                ActorConfig(
+                    a_cfg.obs_dim,
+                    a_cfg.act_dim,
+                    a_cfg.action_low,
+                    a_cfg.action_high,
+                    kind="ann",
+                    hidden=cfg.proxy_hidden,
+                )
+            )
+        settings = TD3Settings(
+            gamma=cfg.gamma,
+            tau=cfg.tau,
+            actor_lr=cfg.actor_lr,
+            critic_lr=cfg.critic_lr,
+            policy_noise=cfg.policy_noise,
+            noise_clip=cfg.noise_clip,
+            policy_delay=cfg.policy_delay,
+            proxy_lr=cfg.proxy_lr,
+            proxy_steps=cfg.proxy_steps,
+        )
+        low = torch.tensor(a_cfg.action_low, dtype=torch.float32)
+        high = torch.tensor(a_cfg.action_high, dtype=torch.float32)
+        td3 = TD3(actor, critic, settings, low, high, proxy)
+        schedule = make_schedule(
+            cfg.slope_schedule, **({"k": cfg.slope} if cfg.slope_schedule == "fixed" else {})
+        )
+        buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
+        return cls(actor, td3, buffer, schedule, low.numpy(), high.numpy())
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | None:
+    """Check the run directory; return the checkpoint to resume from (None: fresh start)."""
+    config_path = run_dir / "config.toml"
+    if resume:
+        if not config_path.exists():
+            raise ConfigError(f"--resume: {run_dir} is not a run directory (no config.toml)")
+        saved = read_config(config_path)
+        diff = differing_keys(saved, cfg)
+        if diff:
+            details = ", ".join(
+                f"{k} (run: {getattr(saved, k)!r}, now: {getattr(cfg, k)!r})" for k in diff
+            )
+            raise ConfigError(f"--resume: the config differs from {config_path} in {details}")
+        ckpt = run_dir / "checkpoint" / "state.pt"
+        return ckpt if ckpt.exists() else None
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"run directory {run_dir} already exists: pass --resume to continue it, "
+            "or choose another --out"
+        )
+    return None
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train to ``cfg.steps`` environment steps; returns the run directory."""
+    run_dir = Path(run_dir)
+    env = make_env(cfg.env, cfg.seed)  # fails early, before anything is written
+    eval_env = make_env(cfg.env)
+    ckpt_path = prepare_run_dir(run_dir, cfg, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.toml")
+
+    agent = Agent.build(cfg, env)
+    rng = np.random.default_rng(cfg.seed)
+    state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan}
+    obs, _ = env.reset(seed=cfg.seed)
+    if ckpt_path is not None:
+        state = _restore(ckpt_path, agent, rng, env)
+        obs, _ = env.reset()  # the same reset the uninterrupted run made at this boundary
+    check_observation(obs, cfg.env, state["step"])
+    metrics = Metrics(
+        run_dir,
+        getattr(agent.actor, "layer_names", []),
+        resume_step=state["step"] if ckpt_path else None,
+    )
+
+    half_range = (agent.action_high - agent.action_low) / 2
+    episode_return, last_ckpt = 0.0, state["step"]
+    losses: dict[str, list[float]] = {}
+    tick, tick_step = time.perf_counter(), state["step"]
+    bar = _progress(progress)
+    task = bar.add_task(
+        "train", total=cfg.steps, completed=state["step"], sps=0.0, last_eval=state["last_eval"]
+    )
+    with bar:
+        while state["step"] < cfg.steps:
+            step = state["step"]
+            if step < cfg.start_steps:
+                action = rng.uniform(agent.action_low, agent.action_high).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    action = agent.actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                noise = rng.normal(0.0, cfg.expl_noise * half_range)
+                action = np.clip(action + noise, agent.action_low, agent.action_high).astype(
+                    np.float32
+                )
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            check_observation(next_obs, cfg.env, step + 1)
+            agent.buffer.add(obs, action, reward, next_obs, terminated)
+            obs, episode_return = next_obs, episode_return + float(reward)
+            state["step"] = step = step + 1
+
+            if step > cfg.start_steps:
+                result = agent.td3.update(lambda: agent.buffer.sample(cfg.batch_size, rng))
+                for k, v in result.items():
+                    losses.setdefault(k, []).append(v)
+                agent.schedule.step()
+                _apply_slope(agent)
+
+            if terminated or truncated:
+                agent.schedule.observe_return(episode_return)
+                state["episodes"] += 1
+                state["last_return"], episode_return = episode_return, 0.0
+                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
+                    _checkpoint(run_dir, agent, rng, env, state)
+                    last_ckpt = step
+                obs, _ = env.reset()
+                agent.actor.reset()
+                check_observation(obs, cfg.env, step)
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
+                returns, rates = evaluate(
+                    agent.actor, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET
+                )
+                state["last_eval"] = float(np.mean(returns)) if returns else math.nan
+                row = {
+                    "step": step,
+                    "episode_return": state["last_return"],
+                    "eval_return_mean": state["last_eval"],
+                    "eval_return_std": float(np.std(returns)) if returns else math.nan,
+                    "steps_per_s": sps,
+                }
+                row.update({k: float(np.mean(v)) for k, v in losses.items()})
+                row.update({f"rate_{k}": v for k, v in rates.items()})
+                metrics.log(row)
+                losses.clear()
+                atomic_torch_save(
+                    {**policy_payload(agent.actor), "env": cfg.env}, run_dir / "policy.pt"
+                )
+                tick, tick_step = time.perf_counter(), step
+            bar.update(
+                task,
+                completed=step,
+                sps=(step - tick_step) / max(time.perf_counter() - tick, 1e-9),
+                last_eval=state["last_eval"],
+            )
+    metrics.close()
+    env.close()
+    eval_env.close()
+    return run_dir
+
+
+def _apply_slope(agent: Agent) -> None:
+    if hasattr(agent.actor, "set_slope"):
+        agent.actor.set_slope(agent.schedule.value)
+
+
+def _checkpoint(run_dir, agent, rng, env, state) -> None:
+    save_checkpoint(
+        {
+            "td3": agent.td3.state_dict(),
+            "buffer": agent.buffer.state_dict(),
+            "schedule": agent.schedule.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "env_rng": env.unwrapped.np_random.bit_generator.state,
+            "counters": dict(state),
+        },
+        run_dir / "checkpoint" / "state.pt",
+    )
+
+
+def _restore(path: Path, agent: Agent, rng, env) -> dict:
+    ckpt = load_checkpoint(path)
+    try:
+        agent.td3.load_state_dict(ckpt["td3"])
+        agent.buffer.load_state_dict(ckpt["buffer"])
+        agent.schedule.load_state_dict(ckpt["schedule"])
+        rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        env.unwrapped.np_random.bit_generator.state = ckpt["env_rng"]
+        _apply_slope(agent)
+        return dict(ckpt["counters"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not match this run ({exc})") from None
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TextColumn("{task.fields[sps]:.1f} steps/s"),
+        TextColumn("eval {task.fields[last_eval]:.1f}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )

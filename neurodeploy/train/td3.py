@@ -1,0 +1,164 @@
+"""TD3 with either a Polyak target actor or a proxy target (Proxy Target, REFERENCE §1).
+
+One update, read top to bottom:
+
+1. Proxy target only: K times, sample a batch s and regress the proxy ANN onto
+   the online actor in output space, ``L = mean ||proxy(s) - actor(s)||^2``,
+   with the actor's output as a constant (no gradient reaches the actor).
+   The critic update below uses the last of these K batches (as the authors' code).
+2. Critic target: ``a' = clip(target(s') + clip(N(0, sigma), -c, c))``,
+   ``y = r + gamma * not_done * min(Q1'(s', a'), Q2'(s', a'))``, where ``target``
+   is the proxy ANN or the Polyak copy of the actor.
+3. Critic: minimise ``(Q1(s, a) - y)^2 + (Q2(s, a) - y)^2``.
+4. Every ``policy_delay`` updates: actor loss ``-Q1(s, actor(s))``, then Polyak
+   ``theta' <- tau theta + (1 - tau) theta'`` for the critic target, and for the
+   actor target unless a proxy is used.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurodeploy.train.buffer import Batch
+
+
+class Critic(nn.Module):
+    """Twin Q networks, 256-256 ReLU each."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
+        super().__init__()
+
+        def q():
+            return nn.Sequential(
+                nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(),
+                nn.Linear(hidden, hidden), nn.ReLU(),
+                nn.Linear(hidden, 1),
+            )  # fmt: skip
+
+        self.q1, self.q2 = q(), q()
+
+    def forward(self, obs, action):
+        sa = torch.cat([obs, action], dim=1)
+        return self.q1(sa), self.q2(sa)
+
+
+@dataclass
+class TD3Settings:
+    gamma: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    policy_noise: float = 0.2  # fraction of the action half-range
+    noise_clip: float = 0.5  # fraction of the action half-range
+    policy_delay: int = 2
+    proxy_lr: float = 1e-3
+    proxy_steps: int = 3  # K
+
+
+class TD3:
+    """TD3 over any actor module. ``proxy`` given: proxy-target TD3; else Polyak target."""
+
+    def __init__(self, actor: nn.Module, critic: Critic, settings: TD3Settings,
+                 action_low: torch.Tensor, action_high: torch.Tensor,
+                 proxy: nn.Module | None = None):  # fmt: skip
+        self.actor, self.critic, self.settings, self.proxy = actor, critic, settings, proxy
+        self.critic_target = copy.deepcopy(critic)
+        self.actor_target = proxy if proxy is not None else copy.deepcopy(actor)
+        self.actor_opt = _adam(actor, settings.actor_lr)
+        self.critic_opt = _adam(critic, settings.critic_lr)
+        self.proxy_opt = _adam(proxy, settings.proxy_lr) if proxy is not None else None
+        self.low, self.high = action_low, action_high
+        self.half_range = (action_high - action_low) / 2
+        self.updates = 0
+
+    def update(self, sample: Callable[[], Batch]) -> dict[str, float]:
+        s = self.settings
+        self.updates += 1
+        losses = {}
+
+        # 1. proxy target tracks the online actor in output space
+        if self.proxy is not None:
+            # The actor does not change during these K steps, so its actions for all
+            # K batches come from one forward pass (no gradient: they are targets).
+            batches = [sample() for _ in range(s.proxy_steps)]
+            with torch.no_grad():
+                targets = self.actor(torch.cat([b.obs for b in batches])).split(len(batches[0].obs))
+            proxy_loss = 0.0
+            for batch, target_action in zip(batches, targets, strict=True):
+                loss = F.mse_loss(self.proxy(batch.obs), target_action)
+                self.proxy_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.proxy_opt.step()
+                proxy_loss += loss.item()
+            losses["proxy_loss"] = proxy_loss / s.proxy_steps
+        else:
+            batch = sample()
+
+        # 2. critic target with target-policy smoothing
+        with torch.no_grad():
+            noise = torch.randn_like(batch.action) * (s.policy_noise * self.half_range)
+            noise = torch.maximum(torch.minimum(noise, s.noise_clip * self.half_range),
+                                  -s.noise_clip * self.half_range)  # fmt: skip
+            next_action = self.actor_target(batch.next_obs) + noise
+            next_action = torch.maximum(torch.minimum(next_action, self.high), self.low)
+            q1_next, q2_next = self.critic_target(batch.next_obs, next_action)
+            y = batch.reward + batch.not_done * s.gamma * torch.minimum(q1_next, q2_next)
+
+        # 3. critic
+        q1, q2 = self.critic(batch.obs, batch.action)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        losses["critic_loss"] = critic_loss.item()
+
+        # 4. delayed actor update and Polyak averaging
+        if self.updates % s.policy_delay == 0:
+            q1_pi, _ = self.critic(batch.obs, self.actor(batch.obs))
+            actor_loss = -q1_pi.mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            losses["actor_loss"] = actor_loss.item()
+            polyak(self.critic, self.critic_target, s.tau)
+            if self.proxy is None:
+                polyak(self.actor, self.actor_target, s.tau)
+        return losses
+
+    # -- checkpointing ------------------------------------------------------------------
+
+    def _modules(self) -> dict:
+        parts = {
+            "actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+            "actor_target": self.actor_target, "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+        }  # fmt: skip
+        if self.proxy_opt is not None:
+            parts["proxy_opt"] = self.proxy_opt
+        return parts
+
+    def state_dict(self) -> dict:
+        state = {name: part.state_dict() for name, part in self._modules().items()}
+        return {**state, "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part in self._modules().items():
+            part.load_state_dict(state[name])
+        self.updates = int(state["updates"])
+
+
+def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    # fused: one kernel per step instead of a dozen per parameter (same update rule)
+    return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
+
+
+@torch.no_grad()
+def polyak(source: nn.Module, target: nn.Module, tau: float) -> None:
+    for p, tp in zip(source.parameters(), target.parameters(), strict=True):
+        tp.mul_(1.0 - tau).add_(p, alpha=tau)

@@ -1,0 +1,245 @@
+"""Training: TD3 / PT-TD3 on real gymnasium environments, resume after SIGKILL, bad input."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import CheckpointError, ConfigError, EnvError
+from neurodeploy.snn import actor_from_payload
+from neurodeploy.train.config import TrainConfig, resolve
+from neurodeploy.train.loop import train
+
+NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
+TINY = [
+    "--set",
+    "hidden=[32, 32]",
+    "--set",
+    "proxy_hidden=[64, 64]",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "timesteps=3",
+    "--set",
+    "start_steps=300",
+    "--set",
+    "checkpoint_every=200",
+    "--set",
+    "eval_every=500",
+    "--set",
+    "eval_episodes=1",
+]
+
+
+def tiny_config(**kw) -> TrainConfig:
+    values = dict(
+        env="Pendulum-v1",
+        steps=700,
+        hidden=[32, 32],
+        proxy_hidden=[64, 64],
+        batch_size=32,
+        timesteps=3,
+        start_steps=300,
+        checkpoint_every=200,
+        eval_every=350,
+        eval_episodes=1,
+    )
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def cli(*args, timeout=600):
+    """``neurodeploy train ARGS`` in a subprocess."""
+    return subprocess.run(
+        [NEURODEPLOY, "train", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("algo, neuron", [("pt-td3", "lif"), ("td3", "lif"), ("td3", "ann")])
+def test_training_writes_a_complete_run_directory(tmp_path, algo, neuron):
+    run = train(tiny_config(algo=algo, neuron=neuron), tmp_path / "run", progress=False)
+    for name in ("config.toml", "metrics.csv", "curves.png", "policy.pt", "checkpoint/state.pt"):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,episode_return,eval_return_mean")
+    assert [r.split(",")[0] for r in rows[1:]] == ["350", "700"]
+    payload = torch.load(run / "policy.pt", weights_only=True)
+    actor = actor_from_payload(payload)
+    assert payload["env"] == "Pendulum-v1"
+    action = actor(torch.zeros(1, 3))
+    assert action.shape == (1, 1) and abs(float(action.detach())) <= 2.0
+    if algo == "pt-td3":
+        assert "proxy_loss" in rows[0] and rows[1].split(",")[6] != ""
+
+
+def test_proxy_gets_no_gradient_into_the_actor():
+    from neurodeploy.envs import make_env
+    from neurodeploy.train.loop import Agent
+
+    cfg = tiny_config()
+    agent = Agent.build(cfg, make_env(cfg.env, 0))
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        agent.buffer.add(rng.normal(size=3), rng.uniform(-2, 2, 1), 0.0, rng.normal(size=3), False)
+    before = {k: v.clone() for k, v in agent.actor.state_dict().items()}
+    agent.td3.update(
+        lambda: agent.buffer.sample(32, rng)
+    )  # update 1: critic + proxy, no actor step
+    assert all(torch.equal(before[k], v) for k, v in agent.actor.state_dict().items())
+    assert all(p.grad is None for p in agent.actor.parameters())
+    assert agent.td3.actor_target is agent.td3.proxy
+
+
+def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
+    args = ["pendulum", "--steps", "1500", *TINY]
+    # Uninterrupted reference run.
+    done = cli(*args, "--out", str(tmp_path / "full"))
+    assert done.returncode == 0, done.stderr
+    # Same run, SIGKILLed after its second checkpoint, then resumed.
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [NEURODEPLOY, "train", *args, "--out", str(killed_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = killed_dir / "checkpoint" / "state.pt"
+    deadline = time.time() + 300
+    seen = 0.0
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and ckpt.stat().st_mtime != seen:
+            if seen:
+                break
+            seen = ckpt.stat().st_mtime
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(ckpt, weights_only=True)["counters"]["step"]
+    assert 0 < step < 1500
+    resumed = cli(*args, "--out", str(killed_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "full" / "policy.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed_dir / "policy.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r.split(",")[0] for r in (killed_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == ["500", "1000", "1500"]
+
+
+def test_unknown_env_is_one_clear_line(tmp_path):
+    out = cli("pendulum", "--env", "Pendulumm-v1", "--out", str(tmp_path / "r"))
+    assert out.returncode == 1
+    assert "Pendulumm-v1" in out.stderr and "Pendulum-v1" in out.stderr  # names a close match
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_discrete_action_space_is_refused(tmp_path):
+    out = cli("--env", "CartPole-v1", "--out", str(tmp_path / "r"))
+    assert out.returncode == 1
+    assert "Discrete" in out.stderr and "continuous" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    out = cli("pendulum", "--out", str(run))
+    assert out.returncode == 1 and "--resume" in out.stderr
+    assert (run / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_resume_with_a_different_config_names_the_keys(tmp_path):
+    run = train(tiny_config(), tmp_path / "r", progress=False)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"seed \(run: 0, now: 3\).*timesteps"):
+        train(tiny_config(seed=3, timesteps=4), run, resume=True, progress=False)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    run = train(tiny_config(), tmp_path / "r", progress=False)
+    ckpt = run / "checkpoint" / "state.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    out = cli(
+        "pendulum",
+        "--steps",
+        "700",
+        "--out",
+        str(run),
+        "--resume",
+        *TINY[:10],
+        "--set",
+        "eval_every=350",
+        "--set",
+        "eval_episodes=1",
+    )
+    assert out.returncode == 1
+    assert "corrupt" in out.stderr and "Traceback" not in out.stderr
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(tiny_config(), run, resume=True, progress=False)
+
+
+class NaNAfter(gym.Wrapper):
+    """A real Pendulum whose observations turn NaN after a number of steps (a broken sensor)."""
+
+    def __init__(self, env, after):
+        super().__init__(env)
+        self.after, self.count = after, 0
+
+    def step(self, action):
+        obs, r, te, tr, info = self.env.step(action)
+        self.count += 1
+        if self.count >= self.after:
+            obs = obs.copy()
+            obs[1] = np.nan
+        return obs, r, te, tr, info
+
+
+def test_nan_observation_stops_with_the_step(tmp_path):
+    gym.register(
+        "NaNPendulum-v0",
+        entry_point=lambda: NaNAfter(gym.make("Pendulum-v1"), 450),
+        max_episode_steps=200,
+    )
+    try:
+        with pytest.raises(EnvError, match=r"non-finite observation at step 450 \(indices \[1\]\)"):
+            train(tiny_config(env="NaNPendulum-v0"), tmp_path / "r", progress=False)
+        # the checkpoint written before the failure is intact and loads
+        assert torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
+    finally:
+        gym.registry.pop("NaNPendulum-v0")
+
+
+def test_recipe_and_overrides(tmp_path):
+    cfg, name = resolve("hopper", {"seed": 4, "neuron": "clif"})
+    assert name == "hopper" and cfg.env == "Hopper-v4" and cfg.seed == 4
+    assert (cfg.proxy_hidden, cfg.proxy_lr, cfg.proxy_steps) == ([800, 600], 3e-3, 3)
+    with pytest.raises(ConfigError, match="no train recipe named 'hoper'"):
+        resolve("hoper", {})
+    with pytest.raises(ConfigError, match="unknown option"):
+        resolve(None, {"gama": 0.9})
+
+
+def test_unknown_cli_set_option_is_refused():
+    out = cli("pendulum", "--set", "learning_rate=1")
+    assert out.returncode == 1 and "unknown option(s) learning_rate" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pendulum_pt_lif_learns(tmp_path, seed):
+    cfg, _ = resolve("pendulum", {"seed": seed})
+    run = train(cfg, tmp_path / "r", progress=False)
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    best = max(float(r[2]) for r in rows)
+    assert best >= -300, f"seed {seed}: best eval return {best}"
