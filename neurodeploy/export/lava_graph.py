@@ -1,0 +1,113 @@
+"""NIR layers -> Lava processes (Dense + LIF), run in ``floating_pt`` or ``fixed_pt``.
+
+Timing (per-action reset): an action's input spike trains are injected at steps
+kP+1 .. kP+T (P = T + L steps per action, L layers). Every Dense adds one step, so
+layer l integrates that action during steps kP+l+1 .. kP+l+T. A Lava ``Reset``
+process zeroes layer l's ``u`` and ``v`` at the end of step kP+l, just before its
+window; whatever a layer does outside its window (biases keep integrating) never
+reaches the next layer's window. The compiled graph runs any number of actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodeploy.export.loihi2 import FixedLayer
+from neurodeploy.export.nir_graph import Layer
+from neurodeploy.errors import ExportError
+from neurodeploy.hardware.lava_compat import import_lava
+
+
+def float_lif_params(layer: Layer, index: int) -> dict:
+    """Lava float LIF parameters; per-neuron thresholds are folded into the weights."""
+    if np.ptp(layer.decay) > 1e-12 or np.ptp(layer.current_decay) > 1e-12:
+        raise ExportError(f"layer {index}: per-neuron decays cannot run on Lava's LIF; "
+                          "train with per_neuron=False")  # fmt: skip
+    if layer.current_decay[0] != 0 and np.any(layer.bias != 0):
+        raise ExportError(f"layer {index}: a bias on a persistent synaptic current has no Lava "
+                          "equivalent (Lava adds biases to the membrane)")  # fmt: skip
+    gain = 1.0 / layer.threshold  # threshold 1 after folding
+    return {
+        "weights": layer.weight * gain[:, None],
+        "du": 1.0 - float(layer.current_decay[0]),
+        "dv": 1.0 - float(layer.decay[0]),
+        "vth": 1.0,
+        "bias_mant": (layer.bias + layer.v_bias) * gain,
+        "bias_exp": 0,
+    }
+
+
+def fixed_lif_params(fixed: FixedLayer) -> dict:
+    return {
+        "weights": fixed.weight, "weight_exp": fixed.weight_exp, "du": fixed.du, "dv": fixed.dv,
+        "vth": fixed.vth, "bias_mant": fixed.bias_mant, "bias_exp": fixed.bias_exp,
+    }  # fmt: skip
+
+
+class LavaNetwork:
+    """The compiled Lava graph of a chain of layers, fed from and read by ring buffers."""
+
+    def __init__(self, params: list[dict], timesteps: int, fixed: bool):
+        self.params, self.timesteps, self.fixed = params, timesteps, fixed
+        self.period = timesteps + len(params)
+
+    @classmethod
+    def from_float(cls, layers: list[Layer], timesteps: int) -> LavaNetwork:
+        return cls([float_lif_params(layer, i) for i, layer in enumerate(layers)], timesteps, False)
+
+    @classmethod
+    def from_fixed(cls, layers: list[FixedLayer], timesteps: int) -> LavaNetwork:
+        return cls([fixed_lif_params(f) for f in layers], timesteps, True)
+
+    def run(self, spikes_in: np.ndarray) -> list[np.ndarray]:
+        """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n]."""
+        source = import_lava("lava.proc.io.source")
+        sink = import_lava("lava.proc.io.sink")
+        Dense = import_lava("lava.proc.dense.process").Dense
+        LIF = import_lava("lava.proc.lif.process").LIF
+        Reset = import_lava("lava.proc.io.reset").Reset
+        RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
+        Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
+
+        T, B, n_in = spikes_in.shape
+        if T != self.timesteps:
+            raise ValueError(f"expected {self.timesteps} timesteps, got {T}")
+        P, total = self.period, B * self.period
+        data = np.zeros((n_in, total))
+        for k in range(B):
+            data[:, k * P : k * P + T] = spikes_in[:, k].T
+        dtype = np.int32 if self.fixed else float
+        src = source.RingBuffer(data=data.astype(dtype))
+        prev, sinks, procs = src.s_out, [], []
+        for index, p in enumerate(self.params, start=1):
+            dense_kw = {"weights": p["weights"].astype(dtype)}
+            if self.fixed:
+                dense_kw["weight_exp"] = p["weight_exp"]
+            dense = Dense(**dense_kw)
+            n = p["weights"].shape[0]
+            lif = LIF(shape=(n,), du=p["du"], dv=p["dv"], vth=p["vth"],
+                      bias_mant=p["bias_mant"].astype(dtype), bias_exp=p["bias_exp"])  # fmt: skip
+            prev.connect(dense.s_in)
+            dense.a_out.connect(lif.a_in)
+            for var in (lif.u, lif.v):
+                reset = Reset(reset_value=0, interval=P, offset=index - 1)
+                reset.connect_var(var)
+                procs.append(reset)
+            out = sink.RingBuffer(shape=(n,), buffer=total)
+            lif.s_out.connect(out.a_in)
+            sinks.append(out)
+            procs += [dense, lif]
+            prev = lif.s_out
+        tag = "fixed_pt" if self.fixed else "floating_pt"
+        try:
+            src.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
+            recorded = [np.asarray(s.data.get()) for s in sinks]
+        finally:
+            src.stop()
+        trains = []
+        for index, rec in enumerate(recorded, start=1):
+            out = np.zeros((T, B, rec.shape[0]), np.int8)
+            for k in range(B):
+                out[:, k] = rec[:, k * P + index : k * P + index + T].T != 0
+            trains.append(out)
+        return trains

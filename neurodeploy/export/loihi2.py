@@ -1,0 +1,93 @@
+"""Loihi 2 fixed-point mapping of NIR layers, and what it cannot represent.
+
+Rules (REFERENCE §4, docs/export.md):
+
+- Lava's LIF has one ``du``, ``dv`` and ``vth`` per population. Per-neuron
+  thresholds are folded into the weights (row i is scaled by ``vth / threshold_i``);
+  per-neuron decays cannot be folded and are refused.
+- ``dv = round(4096 (1 - decay))``, ``du = round(4096 (1 - current_decay)) - 1``
+  (a layer without a synaptic state gets ``du = 4095``: the current is cleared every step).
+- Weights: ``w_int = round_even(W * vth / threshold / 2**weight_exp)`` in [-256, 254]
+  with one ``weight_exp`` per layer (``neurodeploy.snn.fixed_point``).
+- Biases are added to ``v``: ``bias_mant << bias_exp``. An input-current bias moves to
+  ``v`` exactly when the current is cleared every step; otherwise it is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neurodeploy.errors import ExportError
+from neurodeploy.export.nir_graph import Layer
+from neurodeploy.snn.fixed_point import W_MAX, W_MIN, quantize_bias, quantize_weights
+
+DEFAULT_VTH = 256
+
+
+@dataclass
+class FixedLayer:
+    weight: np.ndarray  # int64 [out, in], even, in [-256, 254]
+    weight_exp: int
+    bias_mant: np.ndarray  # int64 [out]
+    bias_exp: int
+    du: int
+    dv: int
+    vth: int
+
+    @property
+    def size(self) -> int:
+        return self.weight.shape[0]
+
+    def effective_bias(self) -> np.ndarray:
+        return self.bias_mant << self.bias_exp
+
+
+def _uniform(values: np.ndarray, what: str, where: str, fix: str) -> float:
+    if np.ptp(values) > 1e-9:
+        raise ExportError(f"{where}: per-neuron {what} cannot be represented on Loihi 2 "
+                          f"(Lava's LIF has one {what} per layer); {fix}")  # fmt: skip
+    return float(values[0])
+
+
+def quantize_layer(layer: Layer, index: int, vth: int = DEFAULT_VTH) -> tuple[FixedLayer, dict]:
+    """The fixed-point layer and its quantisation facts (weight_exp, clipped fraction, error)."""
+    where = f"layer {index}"
+    fix = "train with per_neuron=False (the default) or export with --target lava/nir"
+    decay = _uniform(layer.decay, "membrane decay", where, fix)
+    current_decay = _uniform(layer.current_decay, "current decay", where, fix)
+    dv = int(round(4096 * (1.0 - decay)))
+    du = int(round(4096 * (1.0 - current_decay))) - 1
+    if not (0 <= dv <= 4095 and 0 <= du <= 4095):
+        raise ExportError(f"{where}: decays {decay}, {current_decay} are outside Loihi's 12-bit range")
+    if current_decay != 0 and np.any(layer.bias != 0):
+        raise ExportError(
+            f"{where}: a bias on a persistent synaptic current (current decay {current_decay}) "
+            "has no Loihi 2 equivalent (Lava adds biases to the membrane); train without "
+            "bias or with a current that is cleared every step (lif, loihi du=4095)"
+        )
+    if np.any(layer.threshold <= 0):
+        raise ExportError(f"{where}: thresholds must be positive for Loihi 2")
+    scale = vth / layer.threshold  # chip units (before << 6) per float unit, per neuron
+    scaled_w = torch.from_numpy(layer.weight * scale[:, None])
+    w_int, w_exp = quantize_weights(scaled_w, 1.0)
+    b_mant, b_exp = quantize_bias(torch.from_numpy((layer.bias + layer.v_bias) * scale), 1.0)
+    w_int = w_int.detach().round().to(torch.int64).numpy()
+    wanted = scaled_w.numpy() / 2.0**w_exp
+    clipped = float(np.mean((wanted > W_MAX + 1) | (wanted < W_MIN - 1)))
+    err = (w_int * 2.0**w_exp - scaled_w.numpy()) / scale[:, None]
+    facts = {
+        "weight_exp": w_exp, "bias_exp": b_exp, "du": du, "dv": dv, "vth": vth,
+        "clipped_fraction": clipped,
+        "weight_rms_error": float(np.sqrt(np.mean(err**2))),
+        "weight_rms": float(np.sqrt(np.mean(layer.weight**2))),
+    }  # fmt: skip
+    fixed = FixedLayer(w_int, w_exp, b_mant.detach().round().to(torch.int64).numpy(), b_exp, du, dv, vth)
+    return fixed, facts
+
+
+def quantize(layers: list[Layer], vth: int = DEFAULT_VTH) -> tuple[list[FixedLayer], list[dict]]:
+    pairs = [quantize_layer(layer, i, vth) for i, layer in enumerate(layers)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
