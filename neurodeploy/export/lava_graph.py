@@ -2,10 +2,12 @@
 
 Timing (per-action reset): an action's input spike trains are injected at steps
 kP+1 .. kP+T (P = T + L steps per action, L layers). Every Dense adds one step, so
-layer l integrates that action during steps kP+l+1 .. kP+l+T. A Lava ``Reset``
-process zeroes layer l's ``u`` and ``v`` at the end of step kP+l, just before its
-window; whatever a layer does outside its window (biases keep integrating) never
-reaches the next layer's window. The compiled graph runs any number of actions.
+layer l integrates that action during steps kP+l+1 .. kP+l+T. Each layer is a
+``LIFReset`` that zeroes ``u`` and ``v`` at the start of step kP+l+1
+(``reset_interval = P``, ``reset_offset = l + 1``), i.e. at the start of its window;
+whatever a layer does outside its window (biases keep integrating) never reaches the
+next layer's window. The compiled graph runs any number of actions. netx builds the
+same schedule from ``Network(reset_interval=P, reset_offset=1)``.
 """
 
 from __future__ import annotations
@@ -64,8 +66,7 @@ class LavaNetwork:
         source = import_lava("lava.proc.io.source")
         sink = import_lava("lava.proc.io.sink")
         Dense = import_lava("lava.proc.dense.process").Dense
-        LIF = import_lava("lava.proc.lif.process").LIF
-        Reset = import_lava("lava.proc.io.reset").Reset
+        LIFReset = import_lava("lava.proc.lif.process").LIFReset
         RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
@@ -85,14 +86,11 @@ class LavaNetwork:
                 dense_kw["weight_exp"] = p["weight_exp"]
             dense = Dense(**dense_kw)
             n = p["weights"].shape[0]
-            lif = LIF(shape=(n,), du=p["du"], dv=p["dv"], vth=p["vth"],
-                      bias_mant=p["bias_mant"].astype(dtype), bias_exp=p["bias_exp"])  # fmt: skip
+            lif = LIFReset(shape=(n,), du=p["du"], dv=p["dv"], vth=p["vth"],
+                           bias_mant=p["bias_mant"].astype(dtype), bias_exp=p["bias_exp"],
+                           reset_interval=P, reset_offset=(index + 1) % P)  # fmt: skip
             prev.connect(dense.s_in)
             dense.a_out.connect(lif.a_in)
-            for var in (lif.u, lif.v):
-                reset = Reset(reset_value=0, interval=P, offset=index - 1)
-                reset.connect_var(var)
-                procs.append(reset)
             out = sink.RingBuffer(shape=(n,), buffer=total)
             lif.s_out.connect(out.a_in)
             sinks.append(out)

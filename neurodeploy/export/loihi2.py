@@ -8,8 +8,12 @@ Rules (REFERENCE §4, docs/export.md):
 - ``dv = round(4096 (1 - decay))``, ``du = round(4096 (1 - current_decay)) - 1``
   (a layer without a synaptic state gets ``du = 4095``: the current is cleared every step).
 - Weights: ``w_int = round_even(W * vth / threshold / 2**weight_exp)`` in [-256, 254]
-  with one ``weight_exp`` per layer (``neurodeploy.snn.fixed_point``).
-- Biases are added to ``v``: ``bias_mant << bias_exp``. An input-current bias moves to
+  with one ``weight_exp`` per layer (``neurodeploy.snn.fixed_point``). ``vth`` (17-bit)
+  is chosen per layer as the largest value with max|w_int| <= 254 at ``weight_exp = 0``
+  (and every bias mantissa within 13 bits): all 8 weight bits are used and the netx
+  file can hold the layer exactly. A layer trained with the ``loihi`` neuron keeps its
+  own ``vth`` (NIR metadata ``loihi_vth``), so it is reproduced bit for bit.
+- Biases are added to ``v``: ``bias_mant << 6``. An input-current bias moves to
   ``v`` exactly when the current is cleared every step; otherwise it is refused.
 """
 
@@ -22,9 +26,15 @@ import torch
 
 from neurodeploy.errors import ExportError
 from neurodeploy.export.nir_graph import Layer
-from neurodeploy.snn.fixed_point import W_MAX, W_MIN, quantize_bias, quantize_weights
+from neurodeploy.snn.fixed_point import (
+    BIAS_MANT_MAX,
+    W_MAX,
+    W_MIN,
+    quantize_bias,
+    quantize_weights,
+)
 
-DEFAULT_VTH = 256
+VTH_MAX = 2**17 - 1
 
 
 @dataclass
@@ -52,7 +62,19 @@ def _uniform(values: np.ndarray, what: str, where: str, fix: str) -> float:
     return float(values[0])
 
 
-def quantize_layer(layer: Layer, index: int, vth: int = DEFAULT_VTH) -> tuple[FixedLayer, dict]:
+def auto_vth(layer: Layer) -> int:
+    """Largest 17-bit vth with max|w_int| <= 254 and |bias_mant| <= 4095 at weight_exp 0."""
+    w_ratio = float(np.max(np.abs(layer.weight) / layer.threshold[:, None], initial=0.0))
+    b_ratio = float(np.max(np.abs(layer.bias + layer.v_bias) / layer.threshold, initial=0.0))
+    vth = VTH_MAX
+    if w_ratio > 0:
+        vth = min(vth, int(W_MAX / w_ratio))
+    if b_ratio > 0:
+        vth = min(vth, int(BIAS_MANT_MAX / b_ratio))
+    return max(vth, 1)
+
+
+def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     """The fixed-point layer and its quantisation facts (weight_exp, clipped fraction, error)."""
     where = f"layer {index}"
     fix = "train with per_neuron=False (the default) or export with --target lava/nir"
@@ -70,6 +92,7 @@ def quantize_layer(layer: Layer, index: int, vth: int = DEFAULT_VTH) -> tuple[Fi
         )
     if np.any(layer.threshold <= 0):
         raise ExportError(f"{where}: thresholds must be positive for Loihi 2")
+    vth = layer.vth if layer.vth is not None else auto_vth(layer)
     scale = vth / layer.threshold  # chip units (before << 6) per float unit, per neuron
     scaled_w = torch.from_numpy(layer.weight * scale[:, None])
     w_int, w_exp = quantize_weights(scaled_w, 1.0)
@@ -88,6 +111,6 @@ def quantize_layer(layer: Layer, index: int, vth: int = DEFAULT_VTH) -> tuple[Fi
     return fixed, facts
 
 
-def quantize(layers: list[Layer], vth: int = DEFAULT_VTH) -> tuple[list[FixedLayer], list[dict]]:
-    pairs = [quantize_layer(layer, i, vth) for i, layer in enumerate(layers)]
+def quantize(layers: list[Layer]) -> tuple[list[FixedLayer], list[dict]]:
+    pairs = [quantize_layer(layer, i) for i, layer in enumerate(layers)]
     return [p[0] for p in pairs], [p[1] for p in pairs]

@@ -47,6 +47,7 @@ class Layer:
     current_decay: np.ndarray  # synaptic current decay per step (cuba), [out]
     threshold: np.ndarray  # [out]
     v_bias: np.ndarray = field(default=None)  # constant input to the membrane each step, [out]
+    vth: int | None = None  # Loihi threshold mantissa of a layer trained on the chip's grid
 
     def __post_init__(self):
         if self.v_bias is None:
@@ -101,7 +102,7 @@ def actor_layers(actor: SpikingActor) -> list[Layer]:
                 w, np.zeros(n), "cuba",
                 decay=np.broadcast_to(1 - dv / 4096, (n,)).copy(),
                 current_decay=np.broadcast_to(1 - (du + 1) / 4096, (n,)).copy(),
-                threshold=np.full(n, neuron.threshold), v_bias=v_bias,
+                threshold=np.full(n, neuron.threshold), v_bias=v_bias, vth=int(neuron.vth),
             ))  # fmt: skip
         elif model == "lif":
             layers.append(Layer(w, b, "lif", _per_neuron(neuron.decay, n), np.zeros(n),
@@ -127,13 +128,14 @@ def layers_to_nir(layers: list[Layer], metadata: dict) -> nir.NIRGraph:
             raise ExportError(f"layer {i}: a membrane bias needs a decaying membrane in NIR")
         common = dict(tau_mem=tau, r=np.where(np.isinf(tau), 1.0, tau), v_leak=v_leak,
                       v_threshold=layer.threshold, v_reset=np.zeros(n))  # fmt: skip
+        meta = {"loihi_vth": layer.vth} if layer.vth is not None else {}
         if layer.neuron == "lif":
             common["tau"] = common.pop("tau_mem")
-            nodes[f"neuron{i}"] = nir.LIF(**common)
+            nodes[f"neuron{i}"] = nir.LIF(**common, metadata=meta)
         else:
             tau_syn = _tau(layer.current_decay)
-            nodes[f"neuron{i}"] = nir.CubaLIF(tau_syn=tau_syn, w_in=np.where(np.isinf(tau_syn), 1.0, tau_syn),
-                                              **common)  # fmt: skip
+            w_in = np.where(np.isinf(tau_syn), 1.0, tau_syn)
+            nodes[f"neuron{i}"] = nir.CubaLIF(tau_syn=tau_syn, w_in=w_in, **common, metadata=meta)
         edges += [(prev, f"affine{i}"), (f"affine{i}", f"neuron{i}")]
         prev = f"neuron{i}"
     nodes["output"] = nir.Output(output_type={"output": np.array([layers[-1].size])})
@@ -187,8 +189,9 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
             raise ExportError(f"{source}: {neuron_name!r} resets to a non-zero v_reset; Lava resets to 0")
         v_bias = np.where(np.isinf(tau_mem), 0.0, arr(neuron.v_leak) / np.where(np.isinf(tau_mem), 1, tau_mem))
         # fold the input gain into the weights: the compiled layer adds inputs one to one
+        vth = (neuron.metadata or {}).get("loihi_vth")
         layers.append(Layer(w * gain[:, None], b * gain, kind, _decay(tau_mem), cur,
-                            arr(neuron.v_threshold), v_bias))  # fmt: skip
+                            arr(neuron.v_threshold), v_bias, None if vth is None else int(vth)))  # fmt: skip
         name = nxt.get(neuron_name)
     if not layers:
         raise ExportError(f"{source}: no Affine -> neuron layer found")

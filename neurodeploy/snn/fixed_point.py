@@ -8,9 +8,11 @@ with ``scale = vth / threshold`` (chip units per float unit)
     w_int = round_even(W * scale / 2**weight_exp),   w_int in [-256, 254], even
 
 (Lava's Dense clips 8-bit weights and, for mixed signs, drops the lowest bit).
-``weight_exp`` is the smallest exponent in [-8, 7] that keeps max|w_int| <= 254.
-Biases are added to v each step: ``bias = bias_mant << bias_exp`` with a 13-bit
-signed mantissa and a 3-bit exponent. Training and export call the same
+``weight_exp`` is the smallest exponent in [0, 7] that keeps max|w_int| <= 254
+(negative exponents exist in Lava's Dense, but netx files hold exponent-0 integer
+weights, so they are not used). Biases are added to v each step:
+``bias = bias_mant << 6`` with a 13-bit signed mantissa; ``bias_exp`` is always 6,
+the value netx uses for CUBA neurons. Training and export call the same
 functions, so a policy trained with the ``loihi`` neuron is exported unchanged.
 """
 
@@ -21,9 +23,9 @@ import math
 import torch
 
 W_MIN, W_MAX = -256, 254
-EXP_MIN, EXP_MAX = -8, 7
+EXP_MIN, EXP_MAX = 0, 7
 BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095
-BIAS_EXP_MAX = 7
+BIAS_EXP = 6  # netx's fixed bias exponent for CUBA neurons
 
 
 def _ste(x: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
@@ -55,9 +57,10 @@ def shift_activation(a: torch.Tensor, exp: int) -> torch.Tensor:
 
 
 def quantize_bias(bias: torch.Tensor, scale: float) -> tuple[torch.Tensor, int]:
-    """Bias mantissa (straight-through) and the layer bias exponent; effective = mant << exp."""
-    scaled = bias * scale * 2.0**6
-    peak = float(scaled.detach().abs().max()) if scaled.numel() else 0.0
-    exp = 0 if peak <= 0 else min(BIAS_EXP_MAX, max(0, math.ceil(math.log2(peak / BIAS_MANT_MAX))))
-    mant = scaled / 2.0**exp
-    return _ste(mant, torch.round(mant.detach()).clamp(BIAS_MANT_MIN, BIAS_MANT_MAX)), exp
+    """Bias mantissa (straight-through) and ``bias_exp`` (always 6): effective = mant << 6.
+
+    In chip units a bias ``b`` is ``b * scale * 64``, so the mantissa is ``round(b * scale)``.
+    """
+    mant = bias * scale
+    rounded = torch.round(mant.detach()).clamp(BIAS_MANT_MIN, BIAS_MANT_MAX)
+    return _ste(mant, rounded), BIAS_EXP
