@@ -72,7 +72,9 @@ def main():
                     if finished(args.runs, budget, method, seed):
                         continue
                     out = run_dir(args.runs, budget, method, seed)
-                    cfg, _ = resolve(recipe, {**extra, **METHODS[method], "steps": steps, "seed": seed})
+                    cfg, _ = resolve(
+                        recipe, {**extra, **METHODS[method], "steps": steps, "seed": seed}
+                    )
                     train(cfg, out, resume=(out / "config.toml").exists(), progress=False)
     lines = [
         "| budget | method | seeds finished | final eval return | max eval return |",
@@ -82,7 +84,9 @@ def main():
         for method in METHODS:
             curves = [c for s in SEEDS if (c := finished(args.runs, budget, method, s))]
             if not curves:
-                lines.append(f"| {budget} ({BUDGETS[budget][1]:,}) | {method} | 0 | not run | not run |")
+                lines.append(
+                    f"| {budget} ({BUDGETS[budget][1]:,}) | {method} | 0 | not run | not run |"
+                )
                 continue
             final = [c[-1][1] for c in curves]
             best = [max(r for _, r in c) for c in curves]

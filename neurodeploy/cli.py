@@ -57,10 +57,23 @@ def train(
     console.print(f"[green]done[/green]: policy in {run_dir / 'policy.pt'}")
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def export() -> None:
+@cli.command()
+def export(
+    source: Annotated[Path | None, typer.Argument(help="run directory or policy.pt")] = None,
+    target: Annotated[str, typer.Option(help="nir | lava | loihi2 | onnx")] = "loihi2",
+    out: Annotated[Path | None, typer.Option(help="bundle directory")] = None,
+    from_nir: Annotated[Path | None, typer.Option(help="compile this NIR graph instead")] = None,
+    observations: Annotated[int, typer.Option(help="observations for the fidelity checks")] = 256,
+) -> None:
     """Export a trained actor to nir, lava, loihi2 or onnx as a deploy bundle."""
-    _not_built("export", 5)
+    import json
+
+    from neurodeploy.export.bundle import export_bundle
+
+    bundle = export_bundle(source, target, out, from_nir, observations)
+    fidelity = json.loads((bundle / "fidelity.json").read_text())
+    console.print(f"bundle: {bundle}")
+    console.print_json(json.dumps(fidelity))
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

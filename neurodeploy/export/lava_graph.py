@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodeploy.errors import ExportError
 from neurodeploy.export.loihi2 import FixedLayer
 from neurodeploy.export.nir_graph import Layer
-from neurodeploy.errors import ExportError
 from neurodeploy.hardware.lava_compat import import_lava
 
 
 def float_lif_params(layer: Layer, index: int) -> dict:
     """Lava float LIF parameters; per-neuron thresholds are folded into the weights."""
     if np.ptp(layer.decay) > 1e-12 or np.ptp(layer.current_decay) > 1e-12:
-        raise ExportError(f"layer {index}: per-neuron decays cannot run on Lava's LIF; "
-                          "train with per_neuron=False")  # fmt: skip
+        raise ExportError(
+            f"layer {index}: per-neuron decays cannot run on Lava's LIF; "
+            "train with per_neuron=False"
+        )
     if layer.current_decay[0] != 0 and np.any(layer.bias != 0):
-        raise ExportError(f"layer {index}: a bias on a persistent synaptic current has no Lava "
-                          "equivalent (Lava adds biases to the membrane)")  # fmt: skip
+        raise ExportError(
+            f"layer {index}: a bias on a persistent synaptic current has no Lava "
+            "equivalent (Lava adds biases to the membrane)"
+        )
     gain = 1.0 / layer.threshold  # threshold 1 after folding
     return {
         "weights": layer.weight * gain[:, None],
@@ -41,9 +45,14 @@ def float_lif_params(layer: Layer, index: int) -> dict:
 
 def fixed_lif_params(fixed: FixedLayer) -> dict:
     return {
-        "weights": fixed.weight, "weight_exp": fixed.weight_exp, "du": fixed.du, "dv": fixed.dv,
-        "vth": fixed.vth, "bias_mant": fixed.bias_mant, "bias_exp": fixed.bias_exp,
-    }  # fmt: skip
+        "weights": fixed.weight,
+        "weight_exp": fixed.weight_exp,
+        "du": fixed.du,
+        "dv": fixed.dv,
+        "vth": fixed.vth,
+        "bias_mant": fixed.bias_mant,
+        "bias_exp": fixed.bias_exp,
+    }
 
 
 class LavaNetwork:
@@ -86,9 +95,16 @@ class LavaNetwork:
                 dense_kw["weight_exp"] = p["weight_exp"]
             dense = Dense(**dense_kw)
             n = p["weights"].shape[0]
-            lif = LIFReset(shape=(n,), du=p["du"], dv=p["dv"], vth=p["vth"],
-                           bias_mant=p["bias_mant"].astype(dtype), bias_exp=p["bias_exp"],
-                           reset_interval=P, reset_offset=(index + 1) % P)  # fmt: skip
+            lif = LIFReset(
+                shape=(n,),
+                du=p["du"],
+                dv=p["dv"],
+                vth=p["vth"],
+                bias_mant=p["bias_mant"].astype(dtype),
+                bias_exp=p["bias_exp"],
+                reset_interval=P,
+                reset_offset=(index + 1) % P,
+            )
             prev.connect(dense.s_in)
             dense.a_out.connect(lif.a_in)
             out = sink.RingBuffer(shape=(n,), buffer=total)

@@ -57,8 +57,10 @@ class FixedLayer:
 
 def _uniform(values: np.ndarray, what: str, where: str, fix: str) -> float:
     if np.ptp(values) > 1e-9:
-        raise ExportError(f"{where}: per-neuron {what} cannot be represented on Loihi 2 "
-                          f"(Lava's LIF has one {what} per layer); {fix}")  # fmt: skip
+        raise ExportError(
+            f"{where}: per-neuron {what} cannot be represented on Loihi 2 "
+            f"(Lava's LIF has one {what} per layer); {fix}"
+        )
     return float(values[0])
 
 
@@ -83,7 +85,9 @@ def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     dv = int(round(4096 * (1.0 - decay)))
     du = int(round(4096 * (1.0 - current_decay))) - 1
     if not (0 <= dv <= 4095 and 0 <= du <= 4095):
-        raise ExportError(f"{where}: decays {decay}, {current_decay} are outside Loihi's 12-bit range")
+        raise ExportError(
+            f"{where}: decays {decay}, {current_decay} are outside Loihi's 12-bit range"
+        )
     if current_decay != 0 and np.any(layer.bias != 0):
         raise ExportError(
             f"{where}: a bias on a persistent synaptic current (current decay {current_decay}) "
@@ -102,12 +106,18 @@ def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     clipped = float(np.mean((wanted > W_MAX + 1) | (wanted < W_MIN - 1)))
     err = (w_int * 2.0**w_exp - scaled_w.numpy()) / scale[:, None]
     facts = {
-        "weight_exp": w_exp, "bias_exp": b_exp, "du": du, "dv": dv, "vth": vth,
+        "weight_exp": w_exp,
+        "bias_exp": b_exp,
+        "du": du,
+        "dv": dv,
+        "vth": vth,
         "clipped_fraction": clipped,
         "weight_rms_error": float(np.sqrt(np.mean(err**2))),
         "weight_rms": float(np.sqrt(np.mean(layer.weight**2))),
-    }  # fmt: skip
-    fixed = FixedLayer(w_int, w_exp, b_mant.detach().round().to(torch.int64).numpy(), b_exp, du, dv, vth)
+    }
+    fixed = FixedLayer(
+        w_int, w_exp, b_mant.detach().round().to(torch.int64).numpy(), b_exp, du, dv, vth
+    )
     return fixed, facts
 
 

@@ -21,6 +21,7 @@ Parameters are per-neuron arrays (NIR requires shape (N,), never scalars).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,10 @@ from neurodeploy.errors import BundleError, ExportError
 from neurodeploy.snn.actor import SpikingActor
 
 DT = 1.0
-DISCRETISATION = "forward-euler; synaptic current, then membrane with the new current, then spike (v > v_threshold) and v = v_reset"
+DISCRETISATION = (
+    "forward-euler; synaptic current, then membrane with the new current, "
+    "then spike (v > v_threshold) and v = v_reset"
+)
 NO_DECAY = np.inf  # tau of a state that never decays (decay = 1)
 
 
@@ -98,19 +102,40 @@ def actor_layers(actor: SpikingActor) -> list[Layer]:
             w = q["weight"].detach().double().numpy() * 2.0 ** q["weight_exp"] / scale
             v_bias = q["bias_mant"].detach().double().numpy() * 2.0 ** q["bias_exp"] / (scale * 64)
             du, dv = (d.detach().double().numpy() for d in neuron.integer_decays())
-            layers.append(Layer(
-                w, np.zeros(n), "cuba",
-                decay=np.broadcast_to(1 - dv / 4096, (n,)).copy(),
-                current_decay=np.broadcast_to(1 - (du + 1) / 4096, (n,)).copy(),
-                threshold=np.full(n, neuron.threshold), v_bias=v_bias, vth=int(neuron.vth),
-            ))  # fmt: skip
+            layers.append(
+                Layer(
+                    w,
+                    np.zeros(n),
+                    "cuba",
+                    decay=np.broadcast_to(1 - dv / 4096, (n,)).copy(),
+                    current_decay=np.broadcast_to(1 - (du + 1) / 4096, (n,)).copy(),
+                    threshold=np.full(n, neuron.threshold),
+                    v_bias=v_bias,
+                    vth=int(neuron.vth),
+                )
+            )
         elif model == "lif":
-            layers.append(Layer(w, b, "lif", _per_neuron(neuron.decay, n), np.zeros(n),
-                                _per_neuron(neuron.threshold, n)))  # fmt: skip
+            layers.append(
+                Layer(
+                    w,
+                    b,
+                    "lif",
+                    _per_neuron(neuron.decay, n),
+                    np.zeros(n),
+                    _per_neuron(neuron.threshold, n),
+                )
+            )
         else:  # clif
-            layers.append(Layer(w, b, "cuba", _per_neuron(neuron.decay, n),
-                                _per_neuron(neuron.current_decay, n),
-                                _per_neuron(neuron.threshold, n)))  # fmt: skip
+            layers.append(
+                Layer(
+                    w,
+                    b,
+                    "cuba",
+                    _per_neuron(neuron.decay, n),
+                    _per_neuron(neuron.current_decay, n),
+                    _per_neuron(neuron.threshold, n),
+                )
+            )
     return layers
 
 
@@ -120,14 +145,20 @@ def layers_to_nir(layers: list[Layer], metadata: dict) -> nir.NIRGraph:
     edges, prev = [], "input"
     for i, layer in enumerate(layers):
         n = layer.size
-        nodes[f"affine{i}"] = nir.Affine(weight=layer.weight.astype(np.float32),
-                                         bias=layer.bias.astype(np.float32))  # fmt: skip
+        nodes[f"affine{i}"] = nir.Affine(
+            weight=layer.weight.astype(np.float32), bias=layer.bias.astype(np.float32)
+        )
         tau = _tau(layer.decay)
         v_leak = np.where(np.isinf(tau), 0.0, layer.v_bias * tau)
         if np.any(np.isinf(tau) & (layer.v_bias != 0)):
             raise ExportError(f"layer {i}: a membrane bias needs a decaying membrane in NIR")
-        common = dict(tau_mem=tau, r=np.where(np.isinf(tau), 1.0, tau), v_leak=v_leak,
-                      v_threshold=layer.threshold, v_reset=np.zeros(n))  # fmt: skip
+        common = dict(
+            tau_mem=tau,
+            r=np.where(np.isinf(tau), 1.0, tau),
+            v_leak=v_leak,
+            v_threshold=layer.threshold,
+            v_reset=np.zeros(n),
+        )
         meta = {"loihi_vth": layer.vth} if layer.vth is not None else {}
         if layer.neuron == "lif":
             common["tau"] = common.pop("tau_mem")
@@ -163,7 +194,9 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
     while name is not None and not isinstance(graph.nodes[name], nir.Output):
         syn = graph.nodes[name]
         if not isinstance(syn, (nir.Affine, nir.Linear)):
-            raise ExportError(f"{source}: node {name!r} is {type(syn).__name__}; expected Affine or Linear")
+            raise ExportError(
+                f"{source}: node {name!r} is {type(syn).__name__}; expected Affine or Linear"
+            )
         neuron_name = nxt.get(name)
         neuron = graph.nodes.get(neuron_name)
         w = np.asarray(syn.weight, np.float64)
@@ -186,16 +219,113 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
             got = type(neuron).__name__ if neuron is not None else "nothing"
             raise ExportError(f"{source}: {name!r} is followed by {got}; expected LIF or CubaLIF")
         if np.any(np.asarray(neuron.v_reset if neuron.v_reset is not None else 0.0) != 0):
-            raise ExportError(f"{source}: {neuron_name!r} resets to a non-zero v_reset; Lava resets to 0")
-        v_bias = np.where(np.isinf(tau_mem), 0.0, arr(neuron.v_leak) / np.where(np.isinf(tau_mem), 1, tau_mem))
+            raise ExportError(
+                f"{source}: {neuron_name!r} resets to a non-zero v_reset; Lava resets to 0"
+            )
+        v_bias = np.where(
+            np.isinf(tau_mem), 0.0, arr(neuron.v_leak) / np.where(np.isinf(tau_mem), 1, tau_mem)
+        )
         # fold the input gain into the weights: the compiled layer adds inputs one to one
         vth = (neuron.metadata or {}).get("loihi_vth")
-        layers.append(Layer(w * gain[:, None], b * gain, kind, _decay(tau_mem), cur,
-                            arr(neuron.v_threshold), v_bias, None if vth is None else int(vth)))  # fmt: skip
+        layers.append(
+            Layer(
+                w * gain[:, None],
+                b * gain,
+                kind,
+                _decay(tau_mem),
+                cur,
+                arr(neuron.v_threshold),
+                v_bias,
+                None if vth is None else int(vth),
+            )
+        )
         name = nxt.get(neuron_name)
     if not layers:
         raise ExportError(f"{source}: no Affine -> neuron layer found")
     return layers
+
+
+def normalize_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """Make a graph from another framework writable and type-checkable.
+
+    norse's ``to_nir`` stores neuron parameters as 0-d tensors (``nir.write``/``nir.read``
+    then fail) and gives Input/Output a batch dimension from the sample it traced. This
+    returns a copy with numpy per-neuron arrays and unbatched Input/Output types.
+    Installed packages are never modified.
+    """
+    sizes = {}
+    for a, b in graph.edges:
+        node = graph.nodes[a]
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            sizes[b] = np.asarray(node.weight).shape[0]
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.Input):
+            shape = np.asarray(next(iter(node.input_type.values())))
+            nodes[name] = nir.Input(input_type={"input": shape[-1:]})
+        elif isinstance(node, nir.Output):
+            shape = np.asarray(next(iter(node.output_type.values())))
+            nodes[name] = nir.Output(output_type={"output": shape[-1:]})
+        elif isinstance(node, (nir.LIF, nir.CubaLIF)):
+            n = sizes.get(name)
+            if n is None:
+                raise ExportError(f"NIR node {name!r}: cannot tell its size (no Affine before it)")
+            params = {}
+            for f in dataclasses.fields(node):
+                value = getattr(node, f.name)
+                if f.init and f.name != "metadata" and value is not None:
+                    params[f.name] = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+            nodes[name] = type(node)(**params, metadata=dict(node.metadata or {}))
+        elif isinstance(node, nir.Affine):
+            nodes[name] = nir.Affine(
+                weight=np.asarray(node.weight, np.float32), bias=np.asarray(node.bias, np.float32)
+            )
+        else:
+            nodes[name] = node
+    return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=dict(graph.metadata or {}))
+
+
+def from_norse(module: torch.nn.Module, sample: torch.Tensor, dt: float = 1e-3) -> nir.NIRGraph:
+    """A norse model as a NIR graph this project compiles exactly.
+
+    Two adjustments, made here and documented in docs/export.md: norse's ``to_nir``
+    writes ``tau = dt / tau_mem_inv`` (norse issue 411: off by a factor dt), and it
+    records no ``dt``. We divide tau by ``dt`` and state ``dt`` in the metadata, so
+    ``tau dv/dt = (v_leak - v) + r I`` with forward Euler at ``dt`` reproduces norse's
+    ``v += dt * tau_mem_inv * ((v_leak - v) + I)``.
+    """
+    import norse.torch as norse
+
+    graph = normalize_graph(norse.to_nir(module, sample))
+    for node in graph.nodes.values():
+        if isinstance(node, nir.LIF):
+            node.tau = node.tau / dt
+        elif isinstance(node, nir.CubaLIF):
+            node.tau_mem, node.tau_syn = node.tau_mem / dt, node.tau_syn / dt
+    graph.metadata.update({"dt": dt, "discretisation": DISCRETISATION, "producer": "norse"})
+    return graph
+
+
+def float_reference(layers: list[Layer], spikes_in: np.ndarray) -> list[np.ndarray]:
+    """Float64 simulation of the layers (Lava float LIF semantics), per-action from zero state."""
+    trains, x = [], spikes_in.astype(np.float64)
+    for layer in layers:
+        u = np.zeros((x.shape[1], layer.size))
+        v = np.zeros_like(u)
+        out = np.zeros((x.shape[0], *u.shape), np.int8)
+        bias = (layer.bias + layer.v_bias) / layer.threshold
+        w = layer.weight / layer.threshold[:, None]
+        for t in range(x.shape[0]):
+            # sum the selected columns, as Lava's float Dense does for binary spikes
+            a = np.stack([w[:, row.astype(bool)].sum(axis=1) for row in x[t]])
+            u = u * layer.current_decay + a
+            v = v * layer.decay + u + bias
+            s = v > 1.0
+            v[s] = 0.0
+            out[t] = s
+        trains.append(out)
+        x = out.astype(np.float64)
+    return trains
 
 
 def write_nir(graph: nir.NIRGraph, path: Path) -> None:
@@ -206,4 +336,6 @@ def read_nir(path: Path) -> nir.NIRGraph:
     try:
         return nir.read(str(path))
     except Exception as exc:
-        raise BundleError(f"{path} is not a readable NIR file ({str(exc).splitlines()[0][:200]})") from None
+        raise BundleError(
+            f"{path} is not a readable NIR file ({str(exc).splitlines()[0][:200]})"
+        ) from None

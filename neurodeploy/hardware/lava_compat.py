@@ -9,8 +9,10 @@ are never touched, and nothing else in Lava is changed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.machinery
+import io
 import re
 import sys
 from types import ModuleType
@@ -66,6 +68,10 @@ def import_lava(name: str) -> ModuleType:
     """
     install_fix()
     try:
+        if name.startswith("lava.lib.dl") and name not in sys.modules:
+            # lava-dl prints a note about an optional dataset toolbox on import; keep stdout clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                return importlib.import_module(name)
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         missing = exc.name or name

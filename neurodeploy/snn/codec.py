@@ -51,13 +51,16 @@ class PopulationEncoder(nn.Module):
         act = self.activation(obs)
         if v is None:
             v = torch.zeros_like(act[0])
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and not torch.jit.is_tracing():
             return self._forward_no_grad(act, timesteps, v)
         spikes = []
         for a in act:
             for _ in range(timesteps):
                 v = v + a
-                s = _StraightThroughSpike.apply(v)
+                if torch.jit.is_tracing():  # ONNX export: plain ops
+                    s = (v > ENCODER_THRESHOLD).to(v.dtype)
+                else:
+                    s = _StraightThroughSpike.apply(v)
                 v = v - s * ENCODER_THRESHOLD
                 spikes.append(s)
         return torch.stack(spikes), v

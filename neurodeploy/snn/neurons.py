@@ -199,7 +199,7 @@ class LIF(Neuron):
         return c.reset == "hard" and not (c.learn_decay or c.learn_threshold or c.per_neuron)
 
     def sequence(self, currents, state=None):
-        if state is not None or not self.fusable:
+        if state is not None or not self.fusable or torch.jit.is_tracing():
             return super().sequence(currents, state)
         spikes, final_v = fused_lif(
             currents,

@@ -61,6 +61,8 @@ class Surrogate(torch.nn.Module):
         self.register_buffer("slope", torch.tensor(float(slope)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():  # ONNX export: plain ops, no Python autograd function
+            return (x > 0).to(x.dtype)
         return _Spike.apply(x, self.slope, self.kind)
 
     def set_slope(self, value: float) -> None:

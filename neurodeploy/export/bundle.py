@@ -1,0 +1,298 @@
+"""The deploy bundle: export an actor through the NIR hub to a target, with a fidelity report.
+
+    neurodeploy export RUN_OR_POLICY --target nir|lava|loihi2|onnx [--out DIR] [--from-nir FILE]
+
+Every target writes ``policy.nir`` (read back with type checking, then compiled from
+that file, never from torch modules), ``manifest.json`` and ``fidelity.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurodeploy.envs import make_env
+from neurodeploy.errors import BundleError, ExportError
+from neurodeploy.export import emulator, loihi2
+from neurodeploy.export.nir_graph import (
+    DISCRETISATION,
+    DT,
+    actor_layers,
+    float_reference,
+    layers_to_nir,
+    nir_to_layers,
+    read_nir,
+    write_nir,
+)
+from neurodeploy.snn import SpikingActor, actor_from_payload
+from neurodeploy.train.checkpoint import atomic_write_bytes, safe_torch_load
+
+SCHEMA = "neurodeploy-bundle/1"
+TARGETS = ("nir", "lava", "loihi2", "onnx")
+FIDELITY_OBSERVATIONS = 256
+
+
+def load_policy(path: Path) -> tuple[SpikingActor, str]:
+    """A run directory or a policy.pt -> (actor, env id)."""
+    path = Path(path)
+    file = path / "policy.pt" if path.is_dir() else path
+    payload = safe_torch_load(file, "policy")
+    actor = actor_from_payload(payload, str(file))
+    actor.eval()
+    return actor, str(payload.get("env", ""))
+
+
+def fidelity_observations(actor, env_id: str, source: Path, n: int):
+    """Observations from the run's replay buffer, else from a short rollout of the policy."""
+    ckpt = (source if source.is_dir() else source.parent) / "checkpoint" / "state.pt"
+    if ckpt.exists():
+        buffer = safe_torch_load(ckpt, "checkpoint")["buffer"]["obs"]
+        if len(buffer) >= n:
+            idx = np.linspace(0, len(buffer) - 1, n).astype(int)
+            return buffer[idx].float(), "replay buffer"
+    env = make_env(env_id)
+    obs, _ = env.reset(seed=0)
+    rows, rng = [], np.random.default_rng(0)
+    with torch.no_grad():
+        while len(rows) < n:
+            rows.append(obs)
+            action = actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            action = np.clip(
+                action + rng.normal(0, 0.1, action.shape),
+                env.action_space.low,
+                env.action_space.high,
+            )
+            obs, _, term, trunc, _ = env.step(action.astype(np.float32))
+            if term or trunc:
+                obs, _ = env.reset(seed=len(rows))
+    env.close()
+    return torch.as_tensor(np.array(rows), dtype=torch.float32), "rollout"
+
+
+def _decode(actor: SpikingActor, out_spikes: np.ndarray) -> torch.Tensor:
+    rate = torch.as_tensor(out_spikes, dtype=torch.float32).mean(dim=0)
+    with torch.no_grad():
+        return actor.scale(actor.decoder(rate))
+
+
+def _codec(actor: SpikingActor) -> dict:
+    cfg = actor.config
+    codec = {
+        "timesteps": cfg.timesteps,
+        "reset": "every action" if cfg.mode == "reset" else "never",
+        "encoder": cfg.encoder,
+        "decoder": cfg.decoder,
+    }
+    if actor.encoder is not None:
+        codec["encoder_params"] = {
+            "squash": "tanh",
+            "threshold": 0.999,
+            "neuron": "deterministic integrate-and-fire",
+            "mean": actor.encoder.mean.detach().tolist(),
+            "std": actor.encoder.std.detach().tolist(),
+        }
+    codec["decoder_params"] = {
+        k: v.detach().tolist() for k, v in actor.decoder.state_dict().items()
+    }
+    return codec
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_bundle(
+    source: Path | None,
+    target: str,
+    out: Path | None = None,
+    from_nir: Path | None = None,
+    observations: int = FIDELITY_OBSERVATIONS,
+) -> Path:
+    """Write a deploy bundle for ``target``; returns its directory.
+
+    ``source`` is a run directory or policy.pt (the host codec and the torch reference).
+    With ``from_nir`` the spiking core comes from that NIR file instead; without a
+    ``source`` the fidelity checks then drive it with random input spike trains.
+    """
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if source is None and from_nir is None:
+        raise ExportError("give a run directory or policy.pt, or --from-nir FILE")
+    actor, env_id = load_policy(Path(source)) if source is not None else (None, "")
+    if actor is not None and not isinstance(actor, SpikingActor) and target != "onnx":
+        raise ExportError(f"{source} holds an ANN actor; only --target onnx applies to it")
+    if isinstance(actor, SpikingActor) and actor.config.mode != "reset":
+        raise ExportError(
+            "stateful actors cannot be exported yet: Lava runs need the Dense delays "
+            "modelled in training (see docs/export.md)"
+        )
+    if target == "onnx" and actor is None:
+        raise ExportError(
+            "--target onnx exports a trained actor: give its run directory or policy.pt"
+        )
+    if out is None:
+        base = Path(source) if source is not None else Path(from_nir).parent
+        out = (base if base.is_dir() else base.parent) / f"bundle-{target}"
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise BundleError(f"{out} exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    fidelity: dict = {}
+    quant: list[dict] = []
+    torch_actions = None
+
+    if actor is not None:
+        obs, obs_source = fidelity_observations(actor, env_id, Path(source), observations)
+        fidelity.update({"observations": len(obs), "observations_from": obs_source})
+    if isinstance(actor, SpikingActor) or actor is None:
+        if from_nir is None:
+            meta = {
+                "producer": "neurodeploy",
+                "timesteps_per_action": actor.config.timesteps,
+                "state_reset": "every action",
+            }
+            write_nir(layers_to_nir(actor_layers(actor), meta), out / "policy.nir")
+        else:
+            (out / "policy.nir").write_bytes(read_bytes(Path(from_nir)))
+        graph = read_nir(out / "policy.nir")
+        hub = nir_to_layers(graph, "policy.nir")  # the compiler's only input
+        fidelity["nir"] = {
+            "layers": len(hub),
+            "type_checked": True,
+            "dt": graph.metadata.get("dt", DT),
+        }
+        if isinstance(actor, SpikingActor) and from_nir is None:
+            with torch.no_grad():
+                torch_actions = actor(obs)
+            enc = actor._spikes["encoder"].numpy().astype(np.int8)
+            reference = [actor._spikes[n].numpy().astype(np.int8) for n in actor.layer_names]
+            fidelity["reference"] = "torch actor"
+        else:
+            T = int(graph.metadata.get("timesteps_per_action", 5))
+            rng = np.random.default_rng(0)
+            enc = (rng.random((T, observations, hub[0].weight.shape[1])) < 0.3).astype(np.int8)
+            reference = float_reference(hub, enc)
+            fidelity["reference"] = "float64 simulation of policy.nir on random input spike trains"
+        if target == "lava":
+            from neurodeploy.export.lava_graph import LavaNetwork
+
+            lava = LavaNetwork.from_float(hub, enc.shape[0]).run(enc)
+            fidelity["reference_vs_lava_float"] = _compare(reference, lava)
+        if target == "loihi2":
+            fidelity.update(_loihi2(actor, hub, enc, reference, torch_actions, out, quant))
+    if target == "onnx":
+        from neurodeploy.export.onnx_export import export_onnx
+
+        fidelity["torch_vs_onnx"] = export_onnx(actor, obs, out / "policy.onnx")
+
+    atomic_write_bytes(out / "fidelity.json", json.dumps(fidelity, indent=2).encode())
+    if quant:
+        atomic_write_bytes(out / "quantization.json", json.dumps(quant, indent=2).encode())
+    _write_manifest(
+        out, target, actor, env_id, hub[0].weight.shape[1] if target != "onnx" else None
+    )
+    return out
+
+
+def read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise BundleError(f"--from-nir: {path} does not exist")
+    return path.read_bytes()
+
+
+def _compare(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+    same = [bool(np.array_equal(x, y)) for x, y in zip(a, b, strict=True)]
+    mismatched = [int((x != y).sum()) for x, y in zip(a, b, strict=True)]
+    return {
+        "identical": all(same),
+        "identical_per_layer": same,
+        "mismatched_spikes": mismatched,
+        "spikes": [int(x.sum()) for x in a],
+    }
+
+
+def _loihi2(actor, hub, enc, reference, torch_actions, out: Path, quant: list) -> dict:
+    from neurodeploy.export.lava_graph import LavaNetwork
+    from neurodeploy.export.netx import run_netx, write_netx
+
+    fixed, facts = loihi2.quantize(hub)
+    quant.extend(facts)
+    write_netx(fixed, out / "policy.net")
+    emu = emulator.run(fixed, enc)
+    lava = LavaNetwork.from_fixed(fixed, actor.config.timesteps).run(enc)
+    netx_out = run_netx(out / "policy.net", enc, len(fixed))
+    float_vs_fixed = {"identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean())}
+    if torch_actions is not None:
+        err = (_decode(actor, emu[-1]) - torch_actions).abs()
+        float_vs_fixed.update(
+            action_rmse=float(err.pow(2).mean().sqrt()), action_max_error=float(err.max())
+        )
+    return {
+        "emulator_vs_lava_fixed": _compare(emu, lava),
+        "netx_vs_lava_fixed": _compare([netx_out], [lava[-1]]),
+        "float_vs_fixed": float_vs_fixed,
+    }
+
+
+def _write_manifest(out: Path, target: str, actor, env_id: str, n_in: int | None) -> None:
+    files = {p.name: sha256(p) for p in sorted(out.iterdir()) if p.name != "manifest.json"}
+    manifest = {
+        "schema": SCHEMA,
+        "target": target,
+        "env": env_id,
+        "dt": DT,
+        "discretisation": DISCRETISATION,
+        "files": files,
+    }
+    if actor is None:
+        manifest["codec"] = None  # a foreign NIR core: the host sends spike trains of size n_in
+        manifest["input_size"] = n_in
+    else:
+        cfg = actor.config
+        manifest.update(
+            {
+                "observation_space": {"shape": [cfg.obs_dim]},
+                "action_space": {
+                    "shape": [cfg.act_dim],
+                    "low": cfg.action_low,
+                    "high": cfg.action_high,
+                },
+                "action_scale": {
+                    "center": actor.scale.center.tolist(),
+                    "half_range": actor.scale.half_range.tolist(),
+                },
+                "actor_config": cfg.to_dict(),
+            }
+        )
+    if isinstance(actor, SpikingActor):
+        manifest["codec"] = _codec(actor)
+        manifest["lava_steps_per_action"] = actor.config.timesteps + len(actor.layers)
+    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
+
+
+def verify_bundle(path: Path) -> dict:
+    """Read a bundle's manifest and check every file's hash; clear errors otherwise."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise BundleError(f"{path} is not a deploy bundle (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path} is not valid JSON ({exc})") from None
+    if manifest.get("schema") != SCHEMA:
+        raise BundleError(f"{manifest_path}: unknown schema {manifest.get('schema')!r}")
+    for name, digest in manifest["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
+        if sha256(file) != digest:
+            raise BundleError(
+                f"{path}: {name} does not match its hash in manifest.json "
+                "(modified or corrupt); export the bundle again"
+            )
+    return manifest

@@ -1,0 +1,83 @@
+"""The netx HDF5 file (lava-dl ``lava.lib.dl.netx.hdf5.Network``) of a fixed-point network.
+
+Layout: ``layer/<i>`` for each layer with ``type='dense'``, ``shape=[n]``,
+``weight`` [out, in] (integers at weight exponent 0), ``bias`` (the bias mantissa; netx
+uses ``bias_exp = 6``) and ``neuron/`` with ``type='CUBA'``, ``iDecay = du + 1``,
+``vDecay = dv``, ``vThMant = vth``, ``refDelay = 1``, ``gradedSpike = False``.
+The per-action reset is not stored in the file: load it with
+``Network(net_config=path, reset_interval=T + L, reset_offset=1)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from neurodeploy.errors import ExportError
+from neurodeploy.export.loihi2 import FixedLayer
+from neurodeploy.hardware.lava_compat import import_lava
+from neurodeploy.snn.fixed_point import BIAS_EXP
+
+
+def write_netx(layers: list[FixedLayer], path: Path) -> None:
+    for i, layer in enumerate(layers):
+        if layer.weight_exp != 0:
+            raise ExportError(
+                f"layer {i}: weight_exp {layer.weight_exp}; netx files hold exponent-0 integer "
+                "weights. Retrain the loihi neuron with a larger vth, or deploy the Lava graph"
+            )
+        if layer.bias_exp != BIAS_EXP:
+            raise ExportError(f"layer {i}: bias_exp must be {BIAS_EXP} for netx")
+    tmp = Path(path).with_suffix(".tmp")
+    with h5py.File(tmp, "w") as f:
+        group = f.create_group("layer")
+        for i, layer in enumerate(layers):
+            g = group.create_group(str(i))
+            g["type"] = np.bytes_("dense")
+            g["shape"] = np.array([layer.size], dtype=np.int64)
+            g["weight"] = layer.weight.astype(np.int64)
+            g["bias"] = layer.bias_mant.astype(np.int64)
+            n = g.create_group("neuron")
+            n["type"] = np.bytes_("CUBA")
+            n["iDecay"] = layer.du + 1
+            n["vDecay"] = layer.dv
+            n["vThMant"] = layer.vth
+            n["refDelay"] = 1
+            n["gradedSpike"] = False
+    tmp.replace(path)
+
+
+def load_netx(path: Path, period: int):
+    """The netx ``Network`` process with the per-action reset schedule."""
+    hdf5 = import_lava("lava.lib.dl.netx.hdf5")
+    return hdf5.Network(net_config=str(path), reset_interval=period, reset_offset=1)
+
+
+def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int) -> np.ndarray:
+    """Output-layer spike trains [T, B, n_out] of the netx network for inputs [T, B, n_in]."""
+    source = import_lava("lava.proc.io.source")
+    sink = import_lava("lava.proc.io.sink")
+    RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
+    Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
+
+    T, B, n_in = spikes_in.shape
+    P = T + n_layers
+    data = np.zeros((n_in, B * P), np.int32)
+    for k in range(B):
+        data[:, k * P : k * P + T] = spikes_in[:, k].T
+    net = load_netx(path, P)
+    src = source.RingBuffer(data=data)
+    out = sink.RingBuffer(shape=net.out.shape, buffer=B * P)
+    src.s_out.connect(net.inp)
+    net.out.connect(out.a_in)
+    try:
+        src.run(condition=RunSteps(num_steps=B * P), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        rec = np.asarray(out.data.get())
+    finally:
+        src.stop()
+    trains = np.zeros((T, B, rec.shape[0]), np.int8)
+    for k in range(B):
+        trains[:, k] = rec[:, k * P + n_layers : k * P + n_layers + T].T != 0
+    return trains
