@@ -92,7 +92,8 @@ def main():
             best = [max(r for _, r in c) for c in curves]
             lines.append(
                 f"| {budget} ({BUDGETS[budget][1]:,}) | {method} | {len(curves)} | "
-                f"{np.mean(final):.1f} ± {np.std(final):.1f} | {np.mean(best):.1f} ± {np.std(best):.1f} |"
+                f"{np.mean(final):.1f} ± {np.std(final):.1f} | "
+                f"{np.mean(best):.1f} ± {np.std(best):.1f} |"
             )
     if args.reference_log and args.reference_log.exists():
         with args.reference_log.open() as f:
