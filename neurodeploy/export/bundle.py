@@ -223,7 +223,7 @@ def _loihi2(actor, hub, enc, reference, torch_actions, out: Path, quant: list) -
     quant.extend(facts)
     write_netx(fixed, out / "policy.net")
     emu = emulator.run(fixed, enc)
-    lava = LavaNetwork.from_fixed(fixed, actor.config.timesteps).run(enc)
+    lava = LavaNetwork.from_fixed(fixed, enc.shape[0]).run(enc)
     netx_out = run_netx(out / "policy.net", enc, len(fixed))
     float_vs_fixed = {"identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean())}
     if torch_actions is not None:
