@@ -1,4 +1,4 @@
-"""Export through the NIR hub to nir / lava / loihi2 / onnx, with real nir, Lava, netx, onnxruntime."""
+"""Export through the NIR hub to nir, lava, loihi2 and onnx, with real nir, Lava, netx, ORT."""
 
 import json
 import subprocess
