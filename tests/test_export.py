@@ -44,6 +44,7 @@ def test_nir_target_writes_a_type_checked_graph(small_policy, tmp_path):
     assert graph.metadata["dt"] == 1.0 and "forward-euler" in graph.metadata["discretisation"]
     lif = graph.nodes["neuron0"]
     assert lif.tau.shape == (48,) and np.allclose(lif.tau, 4.0)  # decay 0.75 at dt 1
+    assert fidelity(bundle)["norse_vs_torch"]["identical"]  # norse from_nir agrees spike for spike
     manifest = verify_bundle(bundle)
     assert manifest["target"] == "nir" and manifest["codec"]["timesteps"] == 5
     assert set(manifest["files"]) == {"fidelity.json", "policy.nir"}
@@ -98,6 +99,7 @@ def test_hopper_pt_lif_to_loihi2_passes_every_fidelity_check(tmp_path, observati
     bundle = export_bundle(policy, "loihi2", tmp_path / "b", observations=observations)
     f = fidelity(bundle)
     assert f["observations"] == observations
+    assert f["norse_vs_torch"]["identical"]
     assert f["emulator_vs_lava_fixed"]["identical"]
     assert f["netx_vs_lava_fixed"]["identical"]
     assert f["float_vs_fixed"]["identical_output_spike_fraction"] > 0.95

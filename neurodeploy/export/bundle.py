@@ -171,6 +171,7 @@ def export_bundle(
             enc = actor._spikes["encoder"].numpy().astype(np.int8)
             reference = [actor._spikes[n].numpy().astype(np.int8) for n in actor.layer_names]
             fidelity["reference"] = "torch actor"
+            fidelity["norse_vs_torch"] = _norse_check(graph, enc, reference[-1])
         else:
             T = int(graph.metadata.get("timesteps_per_action", 5))
             rng = np.random.default_rng(0)
@@ -196,6 +197,23 @@ def export_bundle(
         out, target, actor, env_id, hub[0].weight.shape[1] if target != "onnx" else None
     )
     return out
+
+
+def _norse_check(graph, enc: np.ndarray, want: np.ndarray) -> dict:
+    """norse's from_nir model of policy.nir, run on the same input spikes as the torch actor."""
+    from neurodeploy.export.nir_graph import to_norse
+
+    try:
+        model = to_norse(graph)
+    except ExportError as exc:
+        return {"skipped": str(exc)}
+    state, outs = None, []
+    with torch.no_grad():
+        for x in torch.as_tensor(enc, dtype=torch.float32):
+            z, state = model(x, state)
+            outs.append(z)
+    got = torch.stack(outs).numpy().astype(np.int8)
+    return {**_compare([want], [got]), "adjustment": "r folded into Affine (norse ignores r)"}
 
 
 def read_bytes(path: Path) -> bytes:

@@ -306,6 +306,37 @@ def from_norse(module: torch.nn.Module, sample: torch.Tensor, dt: float = 1e-3) 
     return graph
 
 
+def to_norse(graph: nir.NIRGraph) -> torch.nn.Module:
+    """norse's executable model of a LIF graph, with the one adjustment norse needs.
+
+    norse's ``from_nir`` ignores a LIF node's ``r`` (it integrates
+    ``v += dt/tau (v_leak - v + I)``), so ``r`` is folded into the preceding Affine
+    (rows scaled by ``r``, then ``r = 1``) before handing the graph over.
+    """
+    import norse.torch as norse
+
+    nodes = dict(graph.nodes)
+    for a, b in graph.edges:
+        syn, neuron = nodes[a], nodes[b]
+        if isinstance(syn, nir.Affine) and isinstance(neuron, nir.LIF):
+            r = np.asarray(neuron.r, np.float64)
+            nodes[a] = nir.Affine(
+                weight=(syn.weight * r[:, None]).astype(np.float32),
+                bias=(syn.bias * r).astype(np.float32),
+            )
+            nodes[b] = nir.LIF(
+                tau=neuron.tau,
+                r=np.ones_like(r),
+                v_leak=neuron.v_leak,
+                v_threshold=neuron.v_threshold,
+                v_reset=neuron.v_reset,
+            )
+        elif isinstance(neuron, nir.CubaLIF):
+            raise ExportError(f"node {b!r}: the norse check covers LIF graphs only")
+    adjusted = nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=dict(graph.metadata))
+    return norse.from_nir(adjusted, dt=float(graph.metadata.get("dt", DT)))
+
+
 def float_reference(layers: list[Layer], spikes_in: np.ndarray) -> list[np.ndarray]:
     """Float64 simulation of the layers (Lava float LIF semantics), per-action from zero state."""
     trains, x = [], spikes_in.astype(np.float64)
