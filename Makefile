@@ -28,11 +28,14 @@ test-all: $(STAMP)
 DEMO_DIR   ?= runs/demo
 DEMO_STEPS ?= 3000
 
-# Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), then checks the stack.
-# Re-running continues the same run directory instead of overwriting it.
+# Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), exports it to Loihi 2
+# (netx file + Lava fixed-point graph, checked spike for spike), then checks the stack.
+# Re-running continues the same run directory and writes a fresh bundle.
 demo: $(STAMP)
 	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --out $(DEMO_DIR) \
 		$$(test -f $(DEMO_DIR)/config.toml && echo --resume)
+	rm -rf $(DEMO_DIR)/bundle-loihi2
+	$(BIN)/neurodeploy export $(DEMO_DIR) --target loihi2 --observations 64
 	$(BIN)/neurodeploy info
 
 lint: $(STAMP)
