@@ -29,14 +29,16 @@ DEMO_DIR   ?= runs/demo
 DEMO_STEPS ?= 3000
 
 # Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), exports it to Loihi 2
-# (netx file + Lava fixed-point graph, checked spike for spike), then checks the stack.
+# (netx file + Lava fixed-point graph, checked spike for spike), runs it in closed loop on
+# Lava's bit-accurate simulator, and reports energy per hardware profile.
 # Re-running continues the same run directory and writes a fresh bundle.
 demo: $(STAMP)
 	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --out $(DEMO_DIR) \
 		$$(test -f $(DEMO_DIR)/config.toml && echo --resume)
 	rm -rf $(DEMO_DIR)/bundle-loihi2
 	$(BIN)/neurodeploy export $(DEMO_DIR) --target loihi2 --observations 64
-	$(BIN)/neurodeploy info
+	$(BIN)/neurodeploy run $(DEMO_DIR) --backend loihi2-sim --episodes 2
+	$(BIN)/neurodeploy bench-energy $(DEMO_DIR) --episodes 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check neurodeploy tests benchmarks

@@ -23,11 +23,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _not_built(command: str, issue: int) -> None:
-    err_console.print(f"`neurodeploy {command}` is not built yet (tracked as issue {issue}).")
-    raise typer.Exit(2)
-
-
 @cli.command()
 def train(
     recipe: Annotated[
@@ -76,18 +71,55 @@ def export(
     console.print_json(json.dumps(fidelity))
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def run() -> None:
+@cli.command()
+def run(
+    path: Annotated[Path, typer.Argument(help="run directory or deploy bundle")],
+    backend: Annotated[
+        str, typer.Option(help="torch | lava | loihi2-sim | emulator | onnx")
+    ] = "torch",
+    episodes: Annotated[int, typer.Option()] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
     """Run an exported policy in closed loop (torch, Lava, Loihi 2 sim, emulator, onnx)."""
-    _not_built("run", 6)
+    import json
+
+    from neurodeploy.hardware.runner import run_policy
+
+    summary = run_policy(path, backend, episodes, seed).summary()
+    if json_out:
+        print(json.dumps(summary))
+        return
+    console.print(
+        f"{backend}: return {summary['return_mean']:.2f} ± {summary['return_std']:.2f} over "
+        f"{summary['episodes']} episodes (lengths {summary['episode_lengths']}); latency per "
+        f"control step median {summary['latency_ms_median']:.3f} ms, "
+        f"p99 {summary['latency_ms_p99']:.3f} ms"
+    )
 
 
-@cli.command(
-    "bench-energy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def bench_energy() -> None:
+@cli.command("bench-energy")
+def bench_energy(
+    path: Annotated[Path, typer.Argument(help="run directory or deploy bundle")],
+    hardware: Annotated[
+        str, typer.Option(help="comma-separated profiles from hardware/")
+    ] = "loihi,loihi2,paper,cmos45nm",
+    episodes: Annotated[int, typer.Option()] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
     """Count synaptic ops and neuron updates, and estimate energy per hardware profile."""
-    _not_built("bench-energy", 6)
+    import json
+
+    from neurodeploy.hardware.bench import bench_energy as run_bench
+
+    report = run_bench(path, hardware.split(","), episodes)
+    if json_out:
+        print(json.dumps(report))
+        return
+    for name, row in report["profiles"].items():
+        ann = "n/a" if row["ann_nj"] is None else f"{row['ann_nj']:.3f} nJ"
+        console.print(f"{name}: SNN {row['snn_nj']:.3f} nJ per inference, ANN {ann}")
+    console.print("report: energy.md, energy.json, energy.png, rates.png next to the bundle")
 
 
 @cli.command()

@@ -96,13 +96,6 @@ def test_info_names_missing_lava_dl_and_how_to_install(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("command", ["run", "bench-energy"])
-def test_unbuilt_commands_say_so_and_exit_2(command):
-    out = subprocess.run([_neurodeploy(), command], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert "not built yet" in out.stderr
-
-
 def test_help_lists_all_commands():
     out = subprocess.run(
         [_neurodeploy(), "--help"],

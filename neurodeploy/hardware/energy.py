@@ -1,0 +1,218 @@
+"""Operation counts and energy / latency per hardware profile (see docs/hardware.md).
+
+Per control step (one action):
+
+- synaptic ops (SOP) of layer i = spikes of its presynaptic population x the mean number
+  of non-zero outgoing weights per presynaptic neuron;
+- neuron updates = every neuron of every on-chip layer, every Lava step (P = T + L);
+- ANN MACs = the baseline actor's sum of in x out over its layers (obs -> 256 -> 256 -> act);
+- E_snn = SOP * sop_pj + updates * neuron_update_pj (active for neurons that spiked, inactive
+  for the rest, where the profile has them); E_ann = MACs * mac_pj;
+- on-chip latency (upper bound, one core, no overlap) = P * barrier_ns + SOP * sop_ns +
+  updates * neuron_update_ns, for profiles that publish those times.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.errors import ConfigError
+from neurodeploy.paths import recipe_dir
+
+STATUSES = ("measured", "simulated", "estimated")
+FIELDS = (
+    "sop_pj",
+    "neuron_update_active_pj",
+    "neuron_update_inactive_pj",
+    "mac_pj",
+    "sop_ns",
+    "neuron_update_ns",
+    "barrier_ns",
+)
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str
+    figures: dict[str, dict]  # field -> {"value", "status", "citation"}
+
+    def get(self, key: str) -> float | None:
+        item = self.figures.get(key)
+        return None if item is None else float(item["value"])
+
+
+def load_profile(name: str) -> Profile:
+    folder = recipe_dir("hardware")
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise ConfigError(
+            f"unknown hardware profile {name!r}; available: {', '.join(known)} "
+            f"(add one as {folder}/{name}.toml)"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    figures = {}
+    for key in FIELDS:
+        if key in data:
+            item = data[key]
+            if not isinstance(item, dict) or not {"value", "status", "citation"} <= set(item):
+                raise ConfigError(f"{path}: {key} needs value, status and citation")
+            if item["status"] not in STATUSES:
+                raise ConfigError(f"{path}: {key}.status must be one of {', '.join(STATUSES)}")
+            figures[key] = item
+    if "sop_pj" not in figures:
+        raise ConfigError(f"{path}: a profile needs at least sop_pj")
+    return Profile(data.get("name", name), data.get("description", ""), figures)
+
+
+def ann_macs(obs_dim: int, act_dim: int, hidden=(256, 256)) -> int:
+    sizes = [obs_dim, *hidden, act_dim]
+    return int(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
+
+
+def mean_fanout(weights: list[np.ndarray]) -> list[float]:
+    """Mean non-zero outgoing weights per presynaptic neuron, for each weight matrix [out, in]."""
+    return [float(np.count_nonzero(w) / w.shape[1]) for w in weights]
+
+
+def count_ops(
+    spikes_per_step: list[float], layer_sizes: list[int], weights: list[np.ndarray], lava_steps: int
+) -> dict:
+    """Per control step: SOPs per layer, neuron updates, spiking neurons, from measured spikes.
+
+    ``spikes_per_step`` and ``layer_sizes`` list the encoder first, then each layer;
+    ``weights`` are the on-chip weight matrices (encoder -> layer 0, layer 0 -> layer 1, ...).
+    """
+    fanout = mean_fanout(weights)
+    sops = [s * f for s, f in zip(spikes_per_step[:-1], fanout, strict=True)]
+    updates = sum(layer_sizes[1:]) * lava_steps
+    return {
+        "sops_per_layer": sops,
+        "sops": float(sum(sops)),
+        "neuron_updates": float(updates),
+        "spiking_neuron_steps": float(sum(spikes_per_step[1:])),
+    }
+
+
+def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
+    sop_pj = profile.get("sop_pj")
+    active, inactive = (
+        profile.get("neuron_update_active_pj"),
+        profile.get("neuron_update_inactive_pj"),
+    )
+    snn = ops["sops"] * sop_pj
+    if active is not None and inactive is not None:
+        spiking = ops["spiking_neuron_steps"]
+        snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
+    mac_pj = profile.get("mac_pj")
+    ann = macs * mac_pj if mac_pj is not None else None
+    out = {
+        "snn_nj": snn / 1e3,
+        "ann_nj": None if ann is None else ann / 1e3,
+        "snn_over_ann": None if ann is None else snn / ann,
+    }
+    times = [profile.get(k) for k in ("barrier_ns", "sop_ns", "neuron_update_ns")]
+    if all(t is not None for t in times):
+        barrier, sop_ns, nu_ns = times
+        out["latency_us"] = (
+            lava_steps * barrier + ops["sops"] * sop_ns + ops["neuron_updates"] * nu_ns
+        ) / 1e3
+    else:
+        out["latency_us"] = None
+    return out
+
+
+def profiles_used(names: list[str]) -> list[Profile]:
+    return [load_profile(n.strip()) for n in names if n.strip()]
+
+
+def citations(profile: Profile) -> list[str]:
+    return [
+        f"{k} = {v['value']} ({v['status']}; {v['citation']})" for k, v in profile.figures.items()
+    ]
+
+
+def _fmt(value, spec="{:.3f}") -> str:
+    return "n/a" if value is None else spec.format(value)
+
+
+def markdown(report: dict) -> str:
+    ops = report["ops"]
+    lines = [
+        f"# Energy report: {report['policy']}",
+        "",
+        f"Environment {report['env']}, {report['episodes']} episodes, spikes counted on "
+        f"{report['counted_on']}. Per control step: {ops['sops']:.0f} synaptic ops, "
+        f"{ops['neuron_updates']:.0f} neuron updates; ANN counterpart {report['ann_macs']:,} MACs.",
+        "",
+    ]
+    for name, row in report["profiles"].items():
+        lines += [
+            f"## {name}",
+            "",
+            "| SNN (nJ/inference) | ANN (nJ/inference) | SNN/ANN | on-chip latency/action (us) |",
+            "|---|---|---|---|",
+            f"| {_fmt(row['snn_nj'])} | {_fmt(row['ann_nj'])} | "
+            f"{_fmt(row['snn_over_ann'], '{:.4f}')} | {_fmt(row['latency_us'])} |",
+            "",
+            *[f"- {c}" for c in row["citations"]],
+            "",
+        ]
+    lines += [
+        "## Measured simulation latency (this machine)",
+        "",
+        "| backend | median ms/control step | p99 ms | control steps/s |",
+        "|---|---|---|---|",
+    ]
+    for backend, lat in report["simulation_latency"].items():
+        lines.append(
+            f"| {backend} | {lat['latency_ms_median']:.3f} | {lat['latency_ms_p99']:.3f} | "
+            f"{lat['control_steps_per_s']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, report: dict) -> None:
+    """energy.json, energy.md, energy.png and rates.png in ``out``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodeploy.train.checkpoint import atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "energy.json", json.dumps(report, indent=2).encode())
+    atomic_write_bytes(out / "energy.md", markdown(report).encode())
+
+    names = list(report["profiles"])
+    snn = [report["profiles"][n]["snn_nj"] for n in names]
+    ann = [report["profiles"][n]["ann_nj"] or 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, snn, 0.4, label="SNN")
+    ax.bar(x + 0.2, ann, 0.4, label="ANN")
+    ax.set_xticks(x, names)
+    ax.set_yscale("log")
+    ax.set_ylabel("nJ per inference")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "energy.png", dpi=100)
+    plt.close(fig)
+    rates = report["firing_rates"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(list(rates), list(rates.values()))
+    ax.set_ylabel("spikes per neuron per timestep")
+    fig.tight_layout()
+    fig.savefig(out / "rates.png", dpi=100)
+    plt.close(fig)

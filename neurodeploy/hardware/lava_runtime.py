@@ -1,0 +1,97 @@
+"""A Lava policy core that is compiled and started once, then driven one action at a time.
+
+The host injects each action's spike trains through an ``Injector`` and reads every
+layer's spikes through ``Extractor`` processes, in lockstep. Per action the graph
+advances P = T + L steps (see ``neurodeploy.export.lava_graph`` for the timing and
+the per-layer ``LIFReset``) as one non-blocking ``RunSteps(P)`` on the runtime that
+the first action compiled and started; ending every action at a step boundary is
+what lets ``stop()`` return (a runtime blocked on the injector never sees it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodeploy.export.lava_graph import LavaNetwork
+from neurodeploy.hardware.lava_compat import import_lava
+
+
+class LavaCore:
+    def __init__(self, network: LavaNetwork):
+        Injector = import_lava("lava.proc.io.injector")
+        Extractor = import_lava("lava.proc.io.extractor")
+        Dense = import_lava("lava.proc.dense.process").Dense
+        LIFReset = import_lava("lava.proc.lif.process").LIFReset
+        RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
+        Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
+
+        self.network = network
+        self.T, self.P = network.timesteps, network.period
+        self.L = len(network.params)
+        dtype = np.int32 if network.fixed else float
+        n_in = network.params[0]["weights"].shape[1]
+        self.n_in = n_in
+        buffer = self.P * 2
+        self.injector = Injector.Injector(shape=(n_in,), buffer_size=buffer)
+        prev, self.extractors = self.injector.out_port, []
+        for index, p in enumerate(network.params, start=1):
+            dense_kw = {"weights": p["weights"].astype(dtype)}
+            if network.fixed:
+                dense_kw["weight_exp"] = p["weight_exp"]
+            dense = Dense(**dense_kw)
+            n = p["weights"].shape[0]
+            lif = LIFReset(
+                shape=(n,),
+                du=p["du"],
+                dv=p["dv"],
+                vth=p["vth"],
+                bias_mant=p["bias_mant"].astype(dtype),
+                bias_exp=p["bias_exp"],
+                reset_interval=self.P,
+                reset_offset=(index + 1) % self.P,
+            )
+            prev.connect(dense.s_in)
+            dense.a_out.connect(lif.a_in)
+            ext = Extractor.Extractor(shape=(n,), buffer_size=buffer)
+            lif.s_out.connect(ext.in_port)
+            self.extractors.append(ext)
+            prev = lif.s_out
+        tag = "fixed_pt" if network.fixed else "floating_pt"
+        self._cfg = Loihi2SimCfg(
+            select_tag=tag,
+            exception_proc_model_map={
+                Injector.Injector: Injector.PyLoihiInjectorModel,
+                Extractor.Extractor: Extractor.PyLoihiExtractorModel,
+            },
+        )
+        self._run_steps = RunSteps
+        self._zeros = np.zeros(n_in)
+        self._running = False
+
+    def step(self, spikes_in: np.ndarray) -> list[np.ndarray]:
+        """One action: input spike trains [T, n_in] -> every layer's spike trains [T, n]."""
+        self.injector.run(
+            condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
+        )  # compiles and starts on the first call only
+        self._running = True
+        for t in range(self.P):
+            self.injector.send(spikes_in[t].astype(float) if t < self.T else self._zeros)
+            frames = [ext.receive() for ext in self.extractors]
+            if t == 0:
+                trains = [np.zeros((self.P, f.shape[0]), np.int8) for f in frames]
+            for train, frame in zip(trains, frames, strict=True):
+                train[t] = frame != 0
+        self.injector.wait()
+        # layer l (1-based) integrates this action at steps l+1 .. l+T (1-based)
+        return [train[i + 1 : i + 1 + self.T] for i, train in enumerate(trains)]
+
+    def close(self) -> None:
+        if self._running:
+            self._running = False
+            self.injector.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

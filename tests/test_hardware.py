@@ -1,0 +1,133 @@
+"""Closed-loop runs on every backend (real gymnasium + Lava), operation counts and energy."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import BundleError, ConfigError
+from neurodeploy.export.bundle import export_bundle
+from neurodeploy.hardware import energy as E
+from neurodeploy.hardware.bench import bench_energy
+from neurodeploy.hardware.runner import run_policy
+from neurodeploy.snn import ActorConfig, build_actor, policy_payload
+
+NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    actor = build_actor(ActorConfig(3, 1, [-2.0], [2.0], hidden=[48, 24]))
+    torch.save({**policy_payload(actor), "env": "Pendulum-v1"}, run / "policy.pt")
+    export_bundle(run, "loihi2", run / "bundle-loihi2", observations=8)
+    export_bundle(run, "onnx", run / "bundle-onnx", observations=8)
+    return run
+
+
+def test_loihi2_sim_and_emulator_give_the_same_return(pendulum_run):
+    sim = run_policy(pendulum_run, "loihi2-sim", episodes=1, seed=3).summary()
+    emu = run_policy(pendulum_run, "emulator", episodes=1, seed=3).summary()
+    assert sim["returns"] == emu["returns"]
+    assert sim["spikes_per_step"] == emu["spikes_per_step"]
+    assert sim["episode_lengths"] == [200]
+    assert sim["spikes_per_step"]["hidden0"] > 0
+
+
+def test_torch_and_onnx_backends_agree(pendulum_run):
+    t = run_policy(pendulum_run, "torch", episodes=1, seed=1).summary()
+    o = run_policy(pendulum_run / "bundle-onnx", "onnx", episodes=1, seed=1).summary()
+    assert t["return_mean"] == pytest.approx(o["return_mean"], rel=1e-4)
+    assert t["latency_ms_median"] > 0 and t["latency_ms_p99"] >= t["latency_ms_median"]
+
+
+def test_cli_run_json(pendulum_run):
+    out = subprocess.run(
+        [
+            NEURODEPLOY,
+            "run",
+            str(pendulum_run),
+            "--backend",
+            "emulator",
+            "--episodes",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["backend"] == "emulator" and len(summary["returns"]) == 1
+
+
+def test_bad_inputs_are_clear_errors(pendulum_run, tmp_path):
+    with pytest.raises(BundleError, match="trained on Pendulum-v1, not Hopper-v4"):
+        run_policy(pendulum_run, "torch", episodes=1, env_id="Hopper-v4")
+    with pytest.raises(BundleError, match="needs policy.onnx"):
+        run_policy(pendulum_run / "bundle-loihi2", "onnx", episodes=1)
+    with pytest.raises(BundleError, match="unknown backend"):
+        run_policy(pendulum_run, "gpu", episodes=1)
+    with pytest.raises(ConfigError, match="unknown hardware profile 'tpu'"):
+        bench_energy(pendulum_run, ["tpu"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in (pendulum_run / "bundle-loihi2").iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "policy.nir").unlink()
+    with pytest.raises(BundleError, match="policy.nir is missing"):
+        run_policy(broken, "emulator", episodes=1)
+    out = subprocess.run(
+        [NEURODEPLOY, "bench-energy", str(pendulum_run), "--hardware", "tpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "unknown hardware profile" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_paper_profile_reproduces_table_2_ann_arithmetic():
+    macs = E.ann_macs(11, 3)  # Hopper sizes
+    assert macs == 69_120
+    row = E.energy(
+        E.load_profile("paper"),
+        {"sops": 0.0, "neuron_updates": 0.0, "spiking_neuron_steps": 0.0},
+        macs,
+        8,
+    )
+    assert row["ann_nj"] == pytest.approx(274.4, rel=1e-3)
+
+
+def test_operation_counts_by_hand():
+    w0 = np.array([[1, 0, 2], [0, 0, 3]])  # 3 inputs -> 2 neurons: fan-out 1/3, 0, 2/3... mean 1
+    w1 = np.array([[4, 5]])
+    ops = E.count_ops([3.0, 2.0, 1.0], [3, 2, 1], [w0, w1], lava_steps=7)
+    assert ops["sops_per_layer"] == [3.0 * 1.0, 2.0 * 1.0]
+    assert ops["neuron_updates"] == 3 * 7
+    loihi = E.energy(E.load_profile("loihi"), ops, macs=10, lava_steps=7)
+    spiking = 3.0  # spikes of the two on-chip layers
+    assert loihi["snn_nj"] == pytest.approx((5.0 * 23.6 + spiking * 81 + (21 - spiking) * 52) / 1e3)
+    assert loihi["latency_us"] == pytest.approx((7 * 465 + 5 * 3.5 + 21 * 8.4) / 1e3)
+
+
+def test_every_profile_cites_and_states_status():
+    for name in ("loihi", "loihi2", "paper", "cmos45nm"):
+        profile = E.load_profile(name)
+        assert all(v["status"] in E.STATUSES and v["citation"] for v in profile.figures.values())
+
+
+def test_bench_energy_writes_all_four_files(pendulum_run, tmp_path):
+    report = bench_energy(pendulum_run, episodes=1, out=tmp_path / "e")
+    for name in ("energy.json", "energy.md", "energy.png", "rates.png"):
+        assert (tmp_path / "e" / name).exists()
+    assert set(report["profiles"]) == {"loihi", "loihi2", "paper", "cmos45nm"}
+    assert set(report["simulation_latency"]) == {"torch", "emulator", "loihi2-sim"}
+    assert report["ann_macs"] == 3 * 256 + 256 * 256 + 256 * 1
+    assert report["ops"]["sops"] > 0
