@@ -1,8 +1,9 @@
 """Training throughput of PT-LIF on Hopper-v4 against the reference implementation.
 
 Paper settings (K=3, batch 256, proxy 512-512, lr 1e-3). Both agents first fill
-their replay buffer with random actions (the random-start phase, not timed), then
-run full training steps (act + env step + store + one update) for --steps steps.
+their replay buffer with random actions (the random-start phase, not timed), run
+WARMUP training steps untimed (torch.compile compiles there), then time full training
+steps (act + env step + store + one update) for --steps steps.
 The reference runs its own PT_TD3.train and ReplayBuffer, imported from the
 checkout given on the command line, in the same process.
 
@@ -28,6 +29,7 @@ from neurodeploy.train.config import TrainConfig  # noqa: E402
 from neurodeploy.train.loop import Agent  # noqa: E402
 
 ENV = "Hopper-v4"
+WARMUP = 30
 
 
 def ours_rate(random_steps: int, steps: int) -> float:
@@ -38,8 +40,8 @@ def ours_rate(random_steps: int, steps: int) -> float:
     obs, _ = env.reset(seed=0)
     half = (agent.action_high - agent.action_low) / 2
     start = None
-    for t in range(random_steps + steps):
-        if t == random_steps:
+    for t in range(random_steps + WARMUP + steps):
+        if t == random_steps + WARMUP:
             start = time.perf_counter()
         if t < random_steps:
             action = rng.uniform(agent.action_low, agent.action_high).astype(np.float32)
@@ -72,8 +74,8 @@ def reference_rate(path: str, random_steps: int, steps: int) -> float:
     buffer = utils.ReplayBuffer(11, 3)
     obs, _ = env.reset(seed=0)
     start = None
-    for t in range(random_steps + steps):
-        if t == random_steps:
+    for t in range(random_steps + WARMUP + steps):
+        if t == random_steps + WARMUP:
             start = time.perf_counter()
         if t < random_steps:
             action = env.action_space.sample()
@@ -105,7 +107,8 @@ def main():
     ref = rates["reference"]
     body = (
         f"PT-LIF on {ENV}, paper settings (K=3, batch 256, proxy 512-512), {args.steps} timed "
-        f"training steps after {args.random_steps} random-start steps (not timed). "
+        f"training steps after {args.random_steps} random-start and {WARMUP} warm-up steps "
+        "(not timed). "
         "Goal: 5x the reference.\n\n"
         "| implementation | env steps/s | vs reference |\n|---|---|---|\n"
         f"| reference (8d1635f) | {ref:.1f} | 1.00x |\n"
