@@ -131,3 +131,16 @@ def test_bench_energy_writes_all_four_files(pendulum_run, tmp_path):
     assert set(report["simulation_latency"]) == {"torch", "emulator", "loihi2-sim"}
     assert report["ann_macs"] == 3 * 256 + 256 * 256 + 256 * 1
     assert report["ops"]["sops"] > 0
+
+
+def test_bench_energy_on_a_hopper_pt_lif_bundle(tmp_path):
+    torch.manual_seed(0)
+    actor = build_actor(ActorConfig(11, 3, [-1.0] * 3, [1.0] * 3))  # PT-LIF actor, paper sizes
+    torch.save({**policy_payload(actor), "env": "Hopper-v4"}, tmp_path / "policy.pt")
+    bundle = export_bundle(tmp_path, "loihi2", tmp_path / "bundle-loihi2", observations=8)
+    report = bench_energy(tmp_path, episodes=1)
+    for name in ("energy.json", "energy.md", "energy.png", "rates.png"):
+        assert (bundle / name).exists()
+    assert report["ann_macs"] == 69_120
+    assert report["profiles"]["paper"]["ann_nj"] == pytest.approx(274.4, rel=1e-3)
+    assert "274.4" in (bundle / "energy.md").read_text()

@@ -243,3 +243,19 @@ def test_pendulum_pt_lif_learns(tmp_path, seed):
     rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
     best = max(float(r[2]) for r in rows)
     assert best >= -300, f"seed {seed}: best eval return {best}"
+
+
+def test_slope_schedule_from_the_config_drives_the_actor():
+    from neurodeploy.envs import make_env
+    from neurodeploy.snn.schedules import AdaptiveSlope
+    from neurodeploy.train.loop import Agent
+
+    cfg = tiny_config(
+        surrogate="fast_sigmoid",
+        slope_schedule="adaptive",
+        slope_params={"return_low": -1500.0, "return_high": 0.0, "k_start": 2.0},
+    )
+    agent = Agent.build(cfg, make_env(cfg.env, 0))
+    assert isinstance(agent.schedule, AdaptiveSlope) and agent.schedule.value == 2.0
+    with pytest.raises(ConfigError, match="adaptive"):
+        Agent.build(tiny_config(slope_schedule="adaptive"), make_env(cfg.env, 0))

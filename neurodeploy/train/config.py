@@ -50,7 +50,8 @@ class TrainConfig:
     population: int = 10
     surrogate: str = "rect"
     slope: float = 1.0
-    slope_schedule: str = "fixed"
+    slope_schedule: str = "fixed"  # fixed | interval | adaptive (see neurodeploy/snn/schedules.py)
+    slope_params: dict = field(default_factory=dict)  # e.g. {return_low = -1500, return_high = 0}
     eval_every: int = 5_000
     eval_episodes: int = 10
     checkpoint_every: int = 10_000

@@ -95,9 +95,8 @@ class Agent:
         low = torch.tensor(a_cfg.action_low, dtype=torch.float32)
         high = torch.tensor(a_cfg.action_high, dtype=torch.float32)
         td3 = TD3(actor, critic, settings, low, high, proxy)
-        schedule = make_schedule(
-            cfg.slope_schedule, **({"k": cfg.slope} if cfg.slope_schedule == "fixed" else {})
-        )
+        params = {"k": cfg.slope} if cfg.slope_schedule == "fixed" else {}
+        schedule = make_schedule(cfg.slope_schedule, **{**params, **cfg.slope_params})
         buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
         return cls(actor, td3, buffer, schedule, low.numpy(), high.numpy())
 
