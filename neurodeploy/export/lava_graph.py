@@ -70,12 +70,45 @@ class LavaNetwork:
     def from_fixed(cls, layers: list[FixedLayer], timesteps: int) -> LavaNetwork:
         return cls([fixed_lif_params(f) for f in layers], timesteps, True)
 
+    @property
+    def dtype(self):
+        return np.int32 if self.fixed else float
+
+    @property
+    def tag(self) -> str:
+        return "fixed_pt" if self.fixed else "floating_pt"
+
+    def build(self, source_port) -> list:
+        """Dense -> LIFReset per layer, fed from ``source_port``; returns the LIF processes."""
+        Dense = import_lava("lava.proc.dense.process").Dense
+        LIFReset = import_lava("lava.proc.lif.process").LIFReset
+
+        P, lifs, prev = self.period, [], source_port
+        for index, p in enumerate(self.params, start=1):
+            dense_kw = {"weights": p["weights"].astype(self.dtype)}
+            if self.fixed:
+                dense_kw["weight_exp"] = p["weight_exp"]
+            dense = Dense(**dense_kw)
+            lif = LIFReset(
+                shape=(p["weights"].shape[0],),
+                du=p["du"],
+                dv=p["dv"],
+                vth=p["vth"],
+                bias_mant=p["bias_mant"].astype(self.dtype),
+                bias_exp=p["bias_exp"],
+                reset_interval=P,
+                reset_offset=(index + 1) % P,  # zero u, v at the start of this layer's window
+            )
+            prev.connect(dense.s_in)
+            dense.a_out.connect(lif.a_in)
+            lifs.append(lif)
+            prev = lif.s_out
+        return lifs
+
     def run(self, spikes_in: np.ndarray) -> list[np.ndarray]:
         """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n]."""
         source = import_lava("lava.proc.io.source")
         sink = import_lava("lava.proc.io.sink")
-        Dense = import_lava("lava.proc.dense.process").Dense
-        LIFReset = import_lava("lava.proc.lif.process").LIFReset
         RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
@@ -86,35 +119,14 @@ class LavaNetwork:
         data = np.zeros((n_in, total))
         for k in range(B):
             data[:, k * P : k * P + T] = spikes_in[:, k].T
-        dtype = np.int32 if self.fixed else float
-        src = source.RingBuffer(data=data.astype(dtype))
-        prev, sinks, procs = src.s_out, [], []
-        for index, p in enumerate(self.params, start=1):
-            dense_kw = {"weights": p["weights"].astype(dtype)}
-            if self.fixed:
-                dense_kw["weight_exp"] = p["weight_exp"]
-            dense = Dense(**dense_kw)
-            n = p["weights"].shape[0]
-            lif = LIFReset(
-                shape=(n,),
-                du=p["du"],
-                dv=p["dv"],
-                vth=p["vth"],
-                bias_mant=p["bias_mant"].astype(dtype),
-                bias_exp=p["bias_exp"],
-                reset_interval=P,
-                reset_offset=(index + 1) % P,
-            )
-            prev.connect(dense.s_in)
-            dense.a_out.connect(lif.a_in)
-            out = sink.RingBuffer(shape=(n,), buffer=total)
+        src = source.RingBuffer(data=data.astype(self.dtype))
+        sinks = []
+        for lif in self.build(src.s_out):
+            out = sink.RingBuffer(shape=lif.s_out.shape, buffer=total)
             lif.s_out.connect(out.a_in)
             sinks.append(out)
-            procs += [dense, lif]
-            prev = lif.s_out
-        tag = "fixed_pt" if self.fixed else "floating_pt"
         try:
-            src.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
+            src.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=self.tag))
             recorded = [np.asarray(s.data.get()) for s in sinks]
         finally:
             src.stop()

@@ -20,51 +20,26 @@ class LavaCore:
     def __init__(self, network: LavaNetwork):
         Injector = import_lava("lava.proc.io.injector")
         Extractor = import_lava("lava.proc.io.extractor")
-        Dense = import_lava("lava.proc.dense.process").Dense
-        LIFReset = import_lava("lava.proc.lif.process").LIFReset
-        RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
+        self._run_steps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
         self.network = network
         self.T, self.P = network.timesteps, network.period
-        self.L = len(network.params)
-        dtype = np.int32 if network.fixed else float
         n_in = network.params[0]["weights"].shape[1]
-        self.n_in = n_in
         buffer = self.P * 2
         self.injector = Injector.Injector(shape=(n_in,), buffer_size=buffer)
-        prev, self.extractors = self.injector.out_port, []
-        for index, p in enumerate(network.params, start=1):
-            dense_kw = {"weights": p["weights"].astype(dtype)}
-            if network.fixed:
-                dense_kw["weight_exp"] = p["weight_exp"]
-            dense = Dense(**dense_kw)
-            n = p["weights"].shape[0]
-            lif = LIFReset(
-                shape=(n,),
-                du=p["du"],
-                dv=p["dv"],
-                vth=p["vth"],
-                bias_mant=p["bias_mant"].astype(dtype),
-                bias_exp=p["bias_exp"],
-                reset_interval=self.P,
-                reset_offset=(index + 1) % self.P,
-            )
-            prev.connect(dense.s_in)
-            dense.a_out.connect(lif.a_in)
-            ext = Extractor.Extractor(shape=(n,), buffer_size=buffer)
+        self.extractors = []
+        for lif in network.build(self.injector.out_port):
+            ext = Extractor.Extractor(shape=lif.s_out.shape, buffer_size=buffer)
             lif.s_out.connect(ext.in_port)
             self.extractors.append(ext)
-            prev = lif.s_out
-        tag = "fixed_pt" if network.fixed else "floating_pt"
         self._cfg = Loihi2SimCfg(
-            select_tag=tag,
+            select_tag=network.tag,
             exception_proc_model_map={
                 Injector.Injector: Injector.PyLoihiInjectorModel,
                 Extractor.Extractor: Extractor.PyLoihiExtractorModel,
             },
         )
-        self._run_steps = RunSteps
         self._zeros = np.zeros(n_in)
         self._running = False
 
