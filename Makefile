@@ -26,7 +26,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 DEMO_DIR   ?= runs/demo
-DEMO_STEPS ?= 3000
+DEMO_STEPS ?= 2000
 
 # Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), exports it to Loihi 2
 # (netx file + Lava fixed-point graph, checked spike for spike), runs it in closed loop on
