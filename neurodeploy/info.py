@@ -7,22 +7,18 @@ from importlib import metadata
 
 from neurodeploy.errors import NeurodeployError
 
-# (distribution, import name, how to fix when missing)
+# (distribution, how to install it when it is missing)
 STACK = [
-    ("torch", "torch", "make install"),
-    ("numpy", "numpy", "make install"),
-    ("lava-nc", "lava", ".venv/bin/pip install --no-deps --ignore-requires-python lava-nc==0.10.0"),
-    (
-        "lava-dl",
-        "lava.lib.dl",
-        ".venv/bin/pip install --no-deps --ignore-requires-python lava-dl==0.6.0",
-    ),
-    ("nir", "nir", ".venv/bin/pip install nir"),
-    ("norse", "norse", ".venv/bin/pip install norse"),
-    ("gymnasium", "gymnasium", ".venv/bin/pip install 'gymnasium[mujoco]'"),
-    ("mujoco", "mujoco", ".venv/bin/pip install 'gymnasium[mujoco]'"),
-    ("onnx", "onnx", ".venv/bin/pip install onnx"),
-    ("onnxruntime", "onnxruntime", ".venv/bin/pip install onnxruntime"),
+    ("torch", "make install"),
+    ("numpy", "make install"),
+    ("lava-nc", ".venv/bin/pip install --no-deps --ignore-requires-python lava-nc==0.10.0"),
+    ("lava-dl", ".venv/bin/pip install --no-deps --ignore-requires-python lava-dl==0.6.0"),
+    ("nir", ".venv/bin/pip install nir"),
+    ("norse", ".venv/bin/pip install norse"),
+    ("gymnasium", ".venv/bin/pip install 'gymnasium[mujoco]'"),
+    ("mujoco", ".venv/bin/pip install 'gymnasium[mujoco]'"),
+    ("onnx", ".venv/bin/pip install onnx"),
+    ("onnxruntime", ".venv/bin/pip install onnxruntime"),
 ]
 
 
@@ -30,7 +26,7 @@ def versions() -> tuple[dict[str, str], list[str]]:
     """Installed versions, and one line per missing package saying how to install it."""
     found = {"python": platform.python_version()}
     failures = []
-    for dist, _module, fix in STACK:
+    for dist, fix in STACK:
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
