@@ -168,8 +168,8 @@ def export_bundle(
         if isinstance(actor, SpikingActor) and from_nir is None:
             with torch.no_grad():
                 torch_actions = actor(obs)
-            enc = actor._spikes["encoder"].numpy().astype(np.int8)
-            reference = [actor._spikes[n].numpy().astype(np.int8) for n in actor.layer_names]
+            enc = actor.spike_trains["encoder"].numpy().astype(np.int8)
+            reference = [actor.spike_trains[n].numpy().astype(np.int8) for n in actor.layer_names]
             fidelity["reference"] = "torch actor"
             fidelity["norse_vs_torch"] = _norse_check(graph, enc, reference[-1])
         else:

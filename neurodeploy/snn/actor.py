@@ -110,7 +110,8 @@ class SpikingActor(nn.Module):
     After every call, ``spike_counts`` maps each spiking population (``encoder``,
     ``hidden0``, ..., ``output``) to its spike count per timestep, summed over the
     batch, and ``counted_batch`` holds the batch size. They are summed on demand
-    from the spike trains the forward pass kept; nothing is run twice.
+    from ``spike_trains`` (the spike trains the forward pass kept, which the exporter
+    also reads); nothing is run twice.
     """
 
     def __init__(self, config: ActorConfig):
@@ -136,15 +137,17 @@ class SpikingActor(nn.Module):
             self.decoder = LinearDecoder(sizes[-1], config.act_dim)
         self.scale = _ActionScale(config.action_low, config.action_high)
         self.state = None
-        self._spikes: dict[str, torch.Tensor] = {}
+        self.spike_trains: dict[
+            str, torch.Tensor
+        ] = {}  # [time, batch, n] per population, last call
 
     @property
     def spike_counts(self) -> dict[str, torch.Tensor]:
-        return {name: s.sum(dim=(1, 2)) for name, s in self._spikes.items()}
+        return {name: s.sum(dim=(1, 2)) for name, s in self.spike_trains.items()}
 
     @property
     def counted_batch(self) -> int:
-        return next(iter(self._spikes.values())).shape[1] if self._spikes else 0
+        return next(iter(self.spike_trains.values())).shape[1] if self.spike_trains else 0
 
     @property
     def layer_names(self) -> list[str]:
@@ -189,7 +192,7 @@ class SpikingActor(nn.Module):
             x, st = layer(x, st)
             new_states.append(st)
             spikes[name] = x.detach()
-        self._spikes = spikes
+        self.spike_trains = spikes
         rate = x.unflatten(0, (-1, T)).mean(dim=1)  # [L', B', n] firing rate per action
         actions = self.scale(self.decoder(rate))
         if self.config.mode == "reset":
