@@ -47,15 +47,22 @@ def load_policy(path: Path) -> tuple[SpikingActor, str]:
 
 
 def fidelity_observations(actor, env_id: str, source: Path, n: int):
-    """Observations from the run's replay buffer, else from a short rollout of the policy."""
+    """Observations from the run's replay buffer, else from a short rollout of the policy.
+
+    A stateful actor gets n consecutive observations (a trajectory it runs through
+    with its state carried); a per-action-reset actor gets n spread over the run.
+    """
     ckpt = (source if source.is_dir() else source.parent) / "checkpoint" / "state.pt"
     if ckpt.exists():
         buffer = safe_torch_load(ckpt, "checkpoint")["buffer"]["obs"]
         if len(buffer) >= n:
             idx = np.linspace(0, len(buffer) - 1, n).astype(int)
+            if _stateful(actor):
+                idx = np.arange(len(buffer) - n, len(buffer))
             return buffer[idx].float(), "replay buffer"
     env = make_env(env_id)
     obs, _ = env.reset(seed=0)
+    actor.reset()
     rows, rng = [], np.random.default_rng(0)
     with torch.no_grad():
         while len(rows) < n:
@@ -69,12 +76,24 @@ def fidelity_observations(actor, env_id: str, source: Path, n: int):
             obs, _, term, trunc, _ = env.step(action.astype(np.float32))
             if term or trunc:
                 obs, _ = env.reset(seed=len(rows))
+                actor.reset()
     env.close()
+    actor.reset()
     return torch.as_tensor(np.array(rows), dtype=torch.float32), "rollout"
 
 
-def _decode(actor: SpikingActor, out_spikes: np.ndarray) -> torch.Tensor:
-    rate = torch.as_tensor(out_spikes, dtype=torch.float32).mean(dim=0)
+def _stateful(actor) -> bool:
+    return isinstance(actor, SpikingActor) and actor.config.mode == "stateful"
+
+
+def decode(actor: SpikingActor, out_spikes: np.ndarray) -> torch.Tensor:
+    """Output spike trains -> actions: [T, B, n] -> [B, act] (stateful: [N*T, 1, n] -> [N, act])."""
+    rate = torch.as_tensor(out_spikes, dtype=torch.float32)
+    if _stateful(actor):
+        rate = rate[:, 0]
+    rate = rate.unflatten(0, (-1, actor.config.timesteps)).mean(dim=1)
+    if not _stateful(actor):
+        rate = rate[0]
     with torch.no_grad():
         return actor.scale(actor.decoder(rate))
 
@@ -125,10 +144,11 @@ def export_bundle(
     actor, env_id = load_policy(Path(source)) if source is not None else (None, "")
     if actor is not None and not isinstance(actor, SpikingActor) and target != "onnx":
         raise ExportError(f"{source} holds an ANN actor; only --target onnx applies to it")
-    if isinstance(actor, SpikingActor) and actor.config.mode != "reset":
+    if _stateful(actor) and not actor.config.synaptic_delay:
         raise ExportError(
-            "stateful actors cannot be exported yet: Lava runs need the Dense delays "
-            "modelled in training (see docs/export.md)"
+            "this stateful actor was trained without synaptic_delay: on Lava every layer "
+            "adds one step of delay, so it would not run as trained. Retrain with "
+            "synaptic_delay = true (docs/stateful.md)"
         )
     if target == "onnx" and actor is None:
         raise ExportError(
@@ -153,38 +173,49 @@ def export_bundle(
             meta = {
                 "producer": "neurodeploy",
                 "timesteps_per_action": actor.config.timesteps,
-                "state_reset": "every action",
+                "state_reset": "never" if _stateful(actor) else "every action",
             }
+            if _stateful(actor):
+                meta["synaptic_delay_steps"] = 1  # per layer, as Lava's Dense
             write_nir(layers_to_nir(actor_layers(actor), meta), out / "policy.nir")
         else:
             (out / "policy.nir").write_bytes(read_bytes(Path(from_nir)))
         graph = read_nir(out / "policy.nir")
         hub = nir_to_layers(graph, "policy.nir")  # the compiler's only input
+        stateful = graph.metadata.get("state_reset") == "never"
         fidelity["nir"] = {
             "layers": len(hub),
             "type_checked": True,
             "dt": graph.metadata.get("dt", DT),
+            "state_reset": "never" if stateful else "every action",
         }
         if isinstance(actor, SpikingActor) and from_nir is None:
             with torch.no_grad():
-                torch_actions = actor(obs)
+                if stateful:  # the observations as one trajectory, state carried
+                    torch_actions = actor.forward_sequence(obs[:, None])[0][:, 0]
+                else:
+                    torch_actions = actor(obs)
             enc = actor.spike_trains["encoder"].numpy().astype(np.int8)
             reference = [actor.spike_trains[n].numpy().astype(np.int8) for n in actor.layer_names]
             fidelity["reference"] = "torch actor"
-            fidelity["norse_vs_torch"] = _norse_check(graph, enc, reference[-1])
+            if not stateful:  # norse's from_nir graph has no per-layer delay
+                fidelity["norse_vs_torch"] = _norse_check(graph, enc, reference[-1])
         else:
             T = int(graph.metadata.get("timesteps_per_action", 5))
+            shape = (T * observations, 1) if stateful else (T, observations)
             rng = np.random.default_rng(0)
-            enc = (rng.random((T, observations, hub[0].weight.shape[1])) < 0.3).astype(np.int8)
-            reference = float_reference(hub, enc)
+            enc = (rng.random((*shape, hub[0].weight.shape[1])) < 0.3).astype(np.int8)
+            reference = float_reference(hub, enc, stateful)
             fidelity["reference"] = "float64 simulation of policy.nir on random input spike trains"
         if target == "lava":
             from neurodeploy.export.lava_graph import LavaNetwork
 
-            lava = LavaNetwork.from_float(hub, enc.shape[0]).run(enc)
+            lava = LavaNetwork.from_float(hub, enc.shape[0], stateful).run(enc)
             fidelity["reference_vs_lava_float"] = _compare(reference, lava)
         if target == "loihi2":
-            fidelity.update(_loihi2(actor, hub, enc, reference, torch_actions, out, quant))
+            fidelity.update(
+                _loihi2(actor, hub, enc, reference, torch_actions, out, quant, stateful)
+            )
     if target == "onnx":
         from neurodeploy.export.onnx_export import export_onnx
 
@@ -233,19 +264,19 @@ def _compare(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
     }
 
 
-def _loihi2(actor, hub, enc, reference, torch_actions, out: Path, quant: list) -> dict:
+def _loihi2(actor, hub, enc, reference, torch_actions, out: Path, quant: list, stateful) -> dict:
     from neurodeploy.export.lava_graph import LavaNetwork
     from neurodeploy.export.netx import run_netx, write_netx
 
     fixed, facts = loihi2.quantize(hub)
     quant.extend(facts)
     write_netx(fixed, out / "policy.net")
-    emu = emulator.run(fixed, enc)
-    lava = LavaNetwork.from_fixed(fixed, enc.shape[0]).run(enc)
-    netx_out = run_netx(out / "policy.net", enc, len(fixed))
+    emu = emulator.run(fixed, enc, stateful)
+    lava = LavaNetwork.from_fixed(fixed, enc.shape[0], stateful).run(enc)
+    netx_out = run_netx(out / "policy.net", enc, len(fixed), stateful)
     float_vs_fixed = {"identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean())}
     if torch_actions is not None:
-        err = (_decode(actor, emu[-1]) - torch_actions).abs()
+        err = (decode(actor, emu[-1]) - torch_actions).abs()
         float_vs_fixed.update(
             action_rmse=float(err.pow(2).mean().sqrt()), action_max_error=float(err.max())
         )
@@ -288,7 +319,8 @@ def _write_manifest(out: Path, target: str, actor, env_id: str, n_in: int | None
         )
     if isinstance(actor, SpikingActor):
         manifest["codec"] = _codec(actor)
-        manifest["lava_steps_per_action"] = actor.config.timesteps + len(actor.layers)
+        steps = actor.config.timesteps + (0 if _stateful(actor) else len(actor.layers))
+        manifest["lava_steps_per_action"] = steps
     atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
 
 

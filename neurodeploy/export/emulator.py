@@ -1,10 +1,11 @@
 """Bit-accurate numpy emulator of the fixed-point network (Lava ``fixed_pt`` LIF + Dense).
 
-Batched over observations. Per action every layer starts from zero state and runs
-T steps; layer l at its step j sees layer l-1's spikes of step j. On Lava the same
-happens L steps later per layer (each Dense adds one step) and the runner resets
-each layer just before its window, so the spike trains are identical; tests check
-this spike for spike against Lava.
+Batched over observations. Per-action reset: every layer starts from zero state
+and runs T steps; layer l at its step j sees layer l-1's spikes of step j (on
+Lava the same happens L steps later per layer, and each layer is reset just
+before its window). Stateful: the state carries over and each layer sees the
+previous layer's spikes one step late, as on Lava (``neurodeploy.export.timing``).
+Tests check both spike for spike against Lava.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.export.loihi2 import FixedLayer
+from neurodeploy.export.timing import delayed
 
 UV_MAX = 2**23
 
@@ -21,13 +23,17 @@ def _decay(x: np.ndarray, keep: int) -> np.ndarray:
     return np.sign(prod) * (np.abs(prod) >> 12)
 
 
-def lif_layer(fixed: FixedLayer, spikes_in: np.ndarray) -> np.ndarray:
-    """spikes_in [T, B, in] (0/1) -> spikes [T, B, out] (0/1), from zero state."""
+def lif_layer(fixed: FixedLayer, spikes_in: np.ndarray, state=None):
+    """spikes_in [T, B, in] (0/1) -> spikes [T, B, out] (0/1) and the final (u, v).
+
+    ``state`` None starts from zero.
+    """
     T, B = spikes_in.shape[:2]
     w = fixed.weight.T.astype(np.int64)
     bias = fixed.effective_bias().astype(np.int64)
-    u = np.zeros((B, fixed.size), np.int64)
-    v = np.zeros_like(u)
+    if state is None:
+        state = (np.zeros((B, fixed.size), np.int64), np.zeros((B, fixed.size), np.int64))
+    u, v = (x.copy() for x in state)
     out = np.zeros((T, B, fixed.size), np.int8)
     vth = fixed.vth << 6
     for t in range(T):
@@ -40,13 +46,39 @@ def lif_layer(fixed: FixedLayer, spikes_in: np.ndarray) -> np.ndarray:
         s = v > vth
         v[s] = 0
         out[t] = s
-    return out
+    return out, (u, v)
 
 
-def run(layers: list[FixedLayer], spikes_in: np.ndarray) -> list[np.ndarray]:
-    """Spike trains of every layer, [T, B, n] each, for input spike trains [T, B, n_in]."""
-    trains, x = [], spikes_in
-    for fixed in layers:
-        x = lif_layer(fixed, x)
-        trains.append(x)
-    return trains
+def run(layers: list[FixedLayer], spikes_in: np.ndarray, stateful: bool = False) -> list:
+    """Spike trains of every layer, [T, B, n] each, for input spike trains [T, B, n_in].
+
+    ``stateful``: one continuous run from zero state with Lava's one-step delay per layer.
+    """
+    return Emulator(layers, stateful).step(spikes_in)
+
+
+class Emulator:
+    """The emulator as a closed-loop core: ``step`` one action at a time, ``reset`` per episode."""
+
+    def __init__(self, layers: list[FixedLayer], stateful: bool):
+        self.layers, self.stateful = layers, stateful
+        self.reset()
+
+    def reset(self) -> None:
+        self.states = [None] * len(self.layers)
+        self.frames = [None] * len(self.layers)  # last input frame per layer (stateful)
+
+    def step(self, spikes_in: np.ndarray) -> list[np.ndarray]:
+        """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n]."""
+        trains, x = [], spikes_in
+        for i, fixed in enumerate(self.layers):
+            if self.stateful:
+                x, self.frames[i] = delayed(x, self.frames[i]), x[-1]
+                x, self.states[i] = lif_layer(fixed, x, self.states[i])
+            else:
+                x, _ = lif_layer(fixed, x)
+            trains.append(x)
+        return trains
+
+    def close(self) -> None:
+        """Nothing to release (the Lava cores stop their runtime here)."""

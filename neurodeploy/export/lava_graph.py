@@ -8,6 +8,10 @@ layer l integrates that action during steps kP+l+1 .. kP+l+T. Each layer is a
 whatever a layer does outside its window (biases keep integrating) never reaches the
 next layer's window. The compiled graph runs any number of actions. netx builds the
 same schedule from ``Network(reset_interval=P, reset_offset=1)``.
+
+Stateful: plain ``LIF`` layers, T steps per action, never reset between actions;
+the torch actor models the one-step delay per layer (``neurodeploy.export.timing``),
+so layer spikes at Lava step t are the actor's spikes at step t.
 """
 
 from __future__ import annotations
@@ -58,17 +62,20 @@ def fixed_lif_params(fixed: FixedLayer) -> dict:
 class LavaNetwork:
     """The compiled Lava graph of a chain of layers, fed from and read by ring buffers."""
 
-    def __init__(self, params: list[dict], timesteps: int, fixed: bool):
+    def __init__(self, params: list[dict], timesteps: int, fixed: bool, stateful: bool = False):
         self.params, self.timesteps, self.fixed = params, timesteps, fixed
-        self.period = timesteps + len(params)
+        self.stateful = stateful
+        self.period = timesteps if stateful else timesteps + len(params)  # Lava steps per action
+        self.processes: list[tuple] = []  # (Dense, LIF) per layer, once built
 
     @classmethod
-    def from_float(cls, layers: list[Layer], timesteps: int) -> LavaNetwork:
-        return cls([float_lif_params(layer, i) for i, layer in enumerate(layers)], timesteps, False)
+    def from_float(cls, layers: list[Layer], timesteps: int, stateful=False) -> LavaNetwork:
+        params = [float_lif_params(layer, i) for i, layer in enumerate(layers)]
+        return cls(params, timesteps, False, stateful)
 
     @classmethod
-    def from_fixed(cls, layers: list[FixedLayer], timesteps: int) -> LavaNetwork:
-        return cls([fixed_lif_params(f) for f in layers], timesteps, True)
+    def from_fixed(cls, layers: list[FixedLayer], timesteps: int, stateful=False) -> LavaNetwork:
+        return cls([fixed_lif_params(f) for f in layers], timesteps, True, stateful)
 
     @property
     def dtype(self):
@@ -79,9 +86,9 @@ class LavaNetwork:
         return "fixed_pt" if self.fixed else "floating_pt"
 
     def build(self, source_port) -> list:
-        """Dense -> LIFReset per layer, fed from ``source_port``; returns the LIF processes."""
+        """Dense -> LIF(Reset) per layer, fed from ``source_port``; returns the LIF processes."""
         Dense = import_lava("lava.proc.dense.process").Dense
-        LIFReset = import_lava("lava.proc.lif.process").LIFReset
+        lif_process = import_lava("lava.proc.lif.process")
 
         P, lifs, prev = self.period, [], source_port
         for index, p in enumerate(self.params, start=1):
@@ -89,36 +96,49 @@ class LavaNetwork:
             if self.fixed:
                 dense_kw["weight_exp"] = p["weight_exp"]
             dense = Dense(**dense_kw)
-            lif = LIFReset(
+            lif_kw = dict(
                 shape=(p["weights"].shape[0],),
                 du=p["du"],
                 dv=p["dv"],
                 vth=p["vth"],
                 bias_mant=p["bias_mant"].astype(self.dtype),
                 bias_exp=p["bias_exp"],
-                reset_interval=P,
-                reset_offset=(index + 1) % P,  # zero u, v at the start of this layer's window
             )
+            if self.stateful:
+                lif = lif_process.LIF(**lif_kw)
+            else:  # zero u, v at the start of this layer's window
+                lif = lif_process.LIFReset(
+                    **lif_kw, reset_interval=P, reset_offset=(index + 1) % P
+                )
             prev.connect(dense.s_in)
             dense.a_out.connect(lif.a_in)
             lifs.append(lif)
+            self.processes.append((dense, lif))
             prev = lif.s_out
         return lifs
 
     def run(self, spikes_in: np.ndarray) -> list[np.ndarray]:
-        """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n]."""
+        """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n].
+
+        Stateful: B = 1 and T is the whole trajectory (any number of actions).
+        """
         source = import_lava("lava.proc.io.source")
         sink = import_lava("lava.proc.io.sink")
         RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
         T, B, n_in = spikes_in.shape
-        if T != self.timesteps:
-            raise ValueError(f"expected {self.timesteps} timesteps, got {T}")
-        P, total = self.period, B * self.period
-        data = np.zeros((n_in, total))
-        for k in range(B):
-            data[:, k * P : k * P + T] = spikes_in[:, k].T
+        if self.stateful:  # one trajectory, run continuously
+            if B != 1:
+                raise ValueError("a stateful network runs one trajectory [N, 1, n_in]")
+            data, total = spikes_in[:, 0].T, T
+        else:
+            if T != self.timesteps:
+                raise ValueError(f"expected {self.timesteps} timesteps, got {T}")
+            P, total = self.period, B * self.period
+            data = np.zeros((n_in, total))
+            for k in range(B):
+                data[:, k * P : k * P + T] = spikes_in[:, k].T
         src = source.RingBuffer(data=data.astype(self.dtype))
         sinks = []
         for lif in self.build(src.s_out):
@@ -130,6 +150,8 @@ class LavaNetwork:
             recorded = [np.asarray(s.data.get()) for s in sinks]
         finally:
             src.stop()
+        if self.stateful:  # step t of every layer is column t
+            return [(rec.T[:, None, :] != 0).astype(np.int8) for rec in recorded]
         trains = []
         for index, rec in enumerate(recorded, start=1):
             out = np.zeros((T, B, rec.shape[0]), np.int8)

@@ -5,7 +5,8 @@ Layout: ``layer/<i>`` for each layer with ``type='dense'``, ``shape=[n]``,
 uses ``bias_exp = 6``) and ``neuron/`` with ``type='CUBA'``, ``iDecay = du + 1``,
 ``vDecay = dv``, ``vThMant = vth``, ``refDelay = 1``, ``gradedSpike = False``.
 The per-action reset is not stored in the file: load it with
-``Network(net_config=path, reset_interval=T + L, reset_offset=1)``.
+``Network(net_config=path, reset_interval=T + L, reset_offset=1)``; a stateful
+policy loads with ``reset_interval=None`` and runs T steps per action.
 """
 
 from __future__ import annotations
@@ -49,14 +50,17 @@ def write_netx(layers: list[FixedLayer], path: Path) -> None:
     tmp.replace(path)
 
 
-def load_netx(path: Path, period: int):
-    """The netx ``Network`` process with the per-action reset schedule."""
+def load_netx(path: Path, period: int | None):
+    """The netx ``Network`` process with the per-action reset schedule (None: stateful)."""
     hdf5 = import_lava("lava.lib.dl.netx.hdf5")
     return hdf5.Network(net_config=str(path), reset_interval=period, reset_offset=1)
 
 
-def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int) -> np.ndarray:
-    """Output-layer spike trains [T, B, n_out] of the netx network for inputs [T, B, n_in]."""
+def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int, stateful=False) -> np.ndarray:
+    """Output-layer spike trains [T, B, n_out] of the netx network for inputs [T, B, n_in].
+
+    ``stateful``: B = 1, one continuous run without resets (step t is column t).
+    """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
     RunSteps = import_lava("lava.magma.core.run_conditions").RunSteps
@@ -64,10 +68,12 @@ def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int) -> np.ndarray:
 
     T, B, n_in = spikes_in.shape
     P = T + n_layers
+    if stateful:
+        B, P, n_layers = 1, T, 0
     data = np.zeros((n_in, B * P), np.int32)
     for k in range(B):
         data[:, k * P : k * P + T] = spikes_in[:, k].T
-    net = load_netx(path, P)
+    net = load_netx(path, None if stateful else P)
     src = source.RingBuffer(data=data)
     out = sink.RingBuffer(shape=net.out.shape, buffer=B * P)
     src.s_out.connect(net.inp)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from neurodeploy.errors import BundleError, ExportError
+from neurodeploy.export.timing import delayed
 from neurodeploy.snn.actor import SpikingActor
 
 DT = 1.0
@@ -337,10 +338,18 @@ def to_norse(graph: nir.NIRGraph) -> torch.nn.Module:
     return norse.from_nir(adjusted, dt=float(graph.metadata.get("dt", DT)))
 
 
-def float_reference(layers: list[Layer], spikes_in: np.ndarray) -> list[np.ndarray]:
-    """Float64 simulation of the layers (Lava float LIF semantics), per-action from zero state."""
+def float_reference(
+    layers: list[Layer], spikes_in: np.ndarray, stateful: bool = False
+) -> list[np.ndarray]:
+    """Float64 simulation of the layers (Lava float LIF semantics) from zero state.
+
+    Per-action reset: each layer sees the previous layer's spikes of the same step.
+    ``stateful``: one continuous run, each layer one step late (``export.timing``).
+    """
     trains, x = [], spikes_in.astype(np.float64)
     for layer in layers:
+        if stateful:
+            x = delayed(x)
         u = np.zeros((x.shape[1], layer.size))
         v = np.zeros_like(u)
         out = np.zeros((x.shape[0], *u.shape), np.int8)

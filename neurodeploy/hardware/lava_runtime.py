@@ -6,6 +6,10 @@ advances P = T + L steps (see ``neurodeploy.export.lava_graph`` for the timing a
 the per-layer ``LIFReset``) as one non-blocking ``RunSteps(P)`` on the runtime that
 the first action compiled and started; ending every action at a step boundary is
 what lets ``stop()`` return (a runtime blocked on the injector never sees it).
+
+A stateful network advances T steps per action and keeps its state; ``reset()``
+(between episodes) zeroes every LIF's ``u`` and ``v`` and every Dense's pending
+output ``a_buff`` while the runtime is paused.
 """
 
 from __future__ import annotations
@@ -57,8 +61,19 @@ class LavaCore:
             for train, frame in zip(trains, frames, strict=True):
                 train[t] = frame != 0
         self.injector.wait()
+        if self.network.stateful:  # spikes at step t are the actor's spikes at step t
+            return trains
         # layer l (1-based) integrates this action at steps l+1 .. l+T (1-based)
         return [train[i + 1 : i + 1 + self.T] for i, train in enumerate(trains)]
+
+    def reset(self) -> None:
+        """Start the next episode from zero state (stateful networks; a no-op otherwise)."""
+        if not (self.network.stateful and self._running):
+            return
+        for dense, lif in self.network.processes:
+            dense.a_buff.set(np.zeros(dense.a_buff.shape))
+            lif.u.set(np.zeros(lif.u.shape))
+            lif.v.set(np.zeros(lif.v.shape))
 
     def close(self) -> None:
         if self._running:

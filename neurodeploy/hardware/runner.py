@@ -97,19 +97,20 @@ class _Policy:
             self.session = ort.InferenceSession(str(bundle / "policy.onnx"))
         elif backend in ("emulator", "lava", "loihi2-sim"):
             hub = nir_to_layers(read_nir(bundle / "policy.nir"), str(bundle / "policy.nir"))
-            T = actor.config.timesteps
+            T, stateful = actor.config.timesteps, actor.config.mode == "stateful"
             if backend == "emulator":
-                self.fixed, _ = loihi2.quantize(hub)
+                self.core = emulator.Emulator(loihi2.quantize(hub)[0], stateful)
             else:
                 from neurodeploy.export.lava_graph import LavaNetwork
                 from neurodeploy.hardware.lava_runtime import LavaCore
 
                 net = (
-                    LavaNetwork.from_fixed(loihi2.quantize(hub)[0], T)
+                    LavaNetwork.from_fixed(loihi2.quantize(hub)[0], T, stateful)
                     if backend == "loihi2-sim"
-                    else LavaNetwork.from_float(hub, T)
+                    else LavaNetwork.from_float(hub, T, stateful)
                 )
                 self.core = LavaCore(net)
+        self.encoder_state = None  # the host encoder's potential (carried when stateful)
         spiking = isinstance(actor, SpikingActor) and backend != "onnx"
         self.names = ["encoder", *actor.layer_names] if spiking else []
         self.counts = np.zeros(len(self.names))
@@ -126,15 +127,24 @@ class _Policy:
             return action
         if self.backend == "onnx":
             return self.session.run(["action"], {"obs": x.numpy()})[0][0]
-        enc, _ = self.actor.encoder(x[None], self.actor.config.timesteps)
+        enc, state = self.actor.encoder(x[None], self.actor.config.timesteps, self.encoder_state)
+        if self.actor.config.mode == "stateful":
+            self.encoder_state = state
         enc = enc.numpy().astype(np.int8)  # [T, 1, n_in]
         if self.backend == "emulator":
-            trains = [t[:, 0] for t in emulator.run(self.fixed, enc)]
+            trains = [t[:, 0] for t in self.core.step(enc)]
         else:
             trains = self.core.step(enc[:, 0])
         self.counts += [float(enc.sum())] + [float(t.sum()) for t in trains]
         rate = torch.as_tensor(trains[-1], dtype=torch.float32).mean(dim=0, keepdim=True)
         return self.actor.scale(self.actor.decoder(rate))[0].numpy()
+
+    def reset(self) -> None:
+        """A new episode: the actor's, the host encoder's and the core's state start at zero."""
+        self.actor.reset()
+        self.encoder_state = None
+        if self.core is not None:
+            self.core.reset()
 
     def close(self):
         if self.core is not None:
@@ -166,7 +176,7 @@ def run_policy(
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
-            actor.reset()
+            policy.reset()
             total, steps, done = 0.0, 0, False
             while not done:
                 check_observation(obs, env_id, steps)

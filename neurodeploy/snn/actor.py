@@ -38,6 +38,9 @@ class ActorConfig:
     pop_out: int = 10
     encoder_std: float = math.sqrt(0.05)
     encoder_mean_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+    # stateful mode: each layer sees the previous layer's spikes one SNN step late, as
+    # on Lava/Loihi where every Dense adds one step (docs/stateful.md, "timing model")
+    synaptic_delay: bool = False
 
     def __post_init__(self):
         if isinstance(self.neuron, dict):
@@ -48,6 +51,10 @@ class ActorConfig:
             (self.encoder in ("population", "direct"), f"unknown encoder {self.encoder!r}"),
             (self.decoder in ("population", "linear"), f"unknown decoder {self.decoder!r}"),
             (self.timesteps >= 1, "timesteps must be >= 1"),
+            (
+                not self.synaptic_delay or self.mode == "stateful",
+                "synaptic_delay needs mode 'stateful' (per-action reset compensates the delay)",
+            ),
             (
                 len(self.action_low) == len(self.action_high) == self.act_dim,
                 "action_low/high must have act_dim entries",
@@ -174,21 +181,31 @@ class SpikingActor(nn.Module):
         """obs [L, B, obs_dim] -> actions [L, B, act_dim], final state.
 
         Stateful mode carries the state through the L actions (for BPTT); reset
-        mode treats the L actions independently, each from a zero state.
+        mode treats the L actions independently, each from a zero state. With
+        ``synaptic_delay`` layer i at SNN step t receives layer i-1's spikes of step
+        t-1 (the encoder's for i = 0); the state then also holds each layer's last
+        input frame.
         """
         L, B = obs_seq.shape[:2]
         T = self.config.timesteps
         if self.config.mode == "reset":
             obs_seq, state = obs_seq.reshape(1, L * B, -1), None
-        enc_state, layer_states = state if state is not None else (None, [None] * len(self.layers))
+        n = len(self.layers)
+        enc_state, layer_states, frames = state if state is not None else (None, [None] * n, None)
         if self.encoder is not None:
             x, enc_state = self.encoder(obs_seq, T, enc_state)
             spikes = {"encoder": x.detach()}
         else:
             x = obs_seq.repeat_interleave(T, dim=0)
             spikes = {}
-        new_states = []
-        for name, layer, st in zip(self.layer_names, self.layers, layer_states, strict=True):
+        new_states, new_frames = [], []
+        for i, (name, layer, st) in enumerate(
+            zip(self.layer_names, self.layers, layer_states, strict=True)
+        ):
+            if self.config.synaptic_delay:
+                first = frames[i] if frames is not None else torch.zeros_like(x[0])
+                new_frames.append(x[-1])
+                x = torch.cat([first.unsqueeze(0), x[:-1]])
             x, st = layer(x, st)
             new_states.append(st)
             spikes[name] = x.detach()
@@ -197,7 +214,7 @@ class SpikingActor(nn.Module):
         actions = self.scale(self.decoder(rate))
         if self.config.mode == "reset":
             actions = actions.reshape(L, B, -1)
-        return actions, (enc_state, new_states)
+        return actions, (enc_state, new_states, new_frames or None)
 
 
 def _detach(state):

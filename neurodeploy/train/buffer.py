@@ -1,4 +1,5 @@
-"""Replay buffer: preallocated float32 arrays, sampled with the caller's numpy Generator."""
+"""Replay buffers (flat transitions; episode segments for stateful actors), sampled with
+the caller's numpy Generator."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class ReplayBuffer:
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def end_episode(self) -> None:
+        """Flat transitions need no episode bookkeeping."""
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         idx = rng.integers(0, self.size, size=batch_size)
         return Batch(*(torch.from_numpy(a[idx]) for a in self._arrays()))
@@ -57,3 +61,85 @@ class ReplayBuffer:
         ):
             array[:n] = state[name].numpy()
         self.ptr, self.size = int(state["ptr"]), n
+
+
+@dataclass
+class SequenceBatch:
+    """Episode segments, time-major: every field is [L, B, dim]; ``mask`` marks real steps."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    not_done: torch.Tensor
+    guide_action: torch.Tensor
+    mask: torch.Tensor
+
+
+class SequenceBuffer(ReplayBuffer):
+    """Replay of episode segments for stateful actors (REFERENCE §2).
+
+    Transitions are stored in order. When an episode ends, segments of
+    ``length`` steps starting every ``stride`` steps are registered; a segment
+    is kept if it has at least one step after the ``burn_in`` (which warms the
+    actor's state and is left out of the loss). The last segment of an episode
+    may be short: its missing steps repeat the episode's last step and are
+    masked out. The buffer never overwrites (capacity = the run's steps), so
+    segments stay valid. It also stores the guide's action of every step (zeros
+    without a guide) for the behaviour-cloning term.
+    """
+
+    def __init__(self, obs_dim, act_dim, capacity, length: int, stride: int, burn_in: int):
+        super().__init__(obs_dim, act_dim, capacity)
+        self.length, self.stride, self.burn_in = length, stride, burn_in
+        self.guide_action = np.zeros((capacity, act_dim), np.float32)
+        self.starts = np.zeros(0, np.int64)  # segment start indices
+        self.ends = np.zeros(0, np.int64)  # end (exclusive) of each segment's episode
+        self.episode_start = 0
+
+    def add(self, obs, action, reward, next_obs, terminated: bool, guide_action=None) -> None:
+        if self.size == self.capacity:
+            raise RuntimeError("sequence buffer is full (its capacity is the run's steps)")
+        if guide_action is not None:
+            self.guide_action[self.ptr] = guide_action
+        super().add(obs, action, reward, next_obs, terminated)
+
+    def end_episode(self) -> None:
+        start, end = self.episode_start, self.ptr
+        new = np.arange(start, end, self.stride)
+        new = new[new + self.burn_in < end]
+        self.starts = np.concatenate([self.starts, new])
+        self.ends = np.concatenate([self.ends, np.full(len(new), end)])
+        self.episode_start = end
+
+    @property
+    def segments(self) -> int:
+        return len(self.starts)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+        pick = rng.integers(0, len(self.starts), size=batch_size)
+        idx = self.starts[pick][None, :] + np.arange(self.length)[:, None]  # [L, B]
+        end = self.ends[pick][None, :]
+        mask = (idx < end).astype(np.float32)
+        mask[: self.burn_in] = 0.0
+        idx = np.minimum(idx, end - 1)
+        arrays = (*self._arrays(), self.guide_action)
+        fields_ = [torch.from_numpy(a[idx]) for a in arrays]
+        return SequenceBatch(*fields_, torch.from_numpy(mask[..., None]))
+
+    def state_dict(self) -> dict:
+        n = self.size
+        extra = {
+            "guide_action": torch.from_numpy(self.guide_action[:n].copy()),
+            "starts": torch.from_numpy(self.starts.copy()),
+            "ends": torch.from_numpy(self.ends.copy()),
+            "episode_start": self.episode_start,
+        }
+        return {**super().state_dict(), **extra}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        n = self.size
+        self.guide_action[:n] = state["guide_action"].numpy()
+        self.starts, self.ends = state["starts"].numpy().copy(), state["ends"].numpy().copy()
+        self.episode_start = int(state["episode_start"])

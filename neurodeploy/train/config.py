@@ -11,7 +11,9 @@ import tomli_w
 from neurodeploy.errors import ConfigError
 from neurodeploy.paths import recipe_path
 
-ALGOS = ("pt-td3", "td3")
+ALGOS = ("pt-td3", "td3", "bc")  # bc: behaviour cloning of a guide (stateful actors)
+MODES = ("reset", "stateful")
+OBSERVATIONS = ("default", "privileged")
 NEURONS = ("lif", "clif", "dn", "loihi", "ann")
 
 # Proxy network per actor neuron (Proxy Target paper, Table 5): hidden sizes, lr, K.
@@ -52,6 +54,29 @@ class TrainConfig:
     slope: float = 1.0
     slope_schedule: str = "fixed"  # fixed | interval | adaptive (see neurodeploy/snn/schedules.py)
     slope_params: dict = field(default_factory=dict)  # e.g. {return_low = -1500, return_high = 0}
+    # stateful actors (adaptive-surrogate paper, REFERENCE §2; docs/stateful.md)
+    mode: str = "reset"  # reset: state cleared every action | stateful: carried across actions
+    encoder: str = "population"  # population | direct
+    decoder: str = "population"  # population | linear
+    reset: str = "hard"  # neuron reset: hard | subtract
+    decay: float = 0.75  # membrane decay per SNN step (lif, clif)
+    synaptic_delay: bool = False  # model Lava's one-step delay per layer (stateful export)
+    sequence_length: int = 0  # > 0: train on episode segments of this many steps (BPTT)
+    sequence_stride: int = 50
+    burn_in: int = 50  # segment steps that only warm the state (no loss); the guide's last share
+    update_every: int = 1  # environment steps per gradient update
+    # guided jump-start: a privileged ANN guide acts first in every episode
+    observation: str = "default"  # privileged: state from info["privileged"] + action history
+    guide: str = ""  # run directory of a trained guide (observation = "privileged")
+    guide_steps: int = 0  # > 0 and no guide: first train a guide for this many steps
+    guide_history: int = 2  # past actions the guide sees
+    guide_share_start: int = 450  # steps the guide acts per episode in the first round
+    guide_share_step: int = 50  # the share shrinks by this much every round ...
+    guide_round_steps: int = 5_000  # ... of this many environment steps, down to burn_in
+    q_alpha: float = 0.0  # lambda_Q = q_alpha / mean|Q| (0: plain -Q)
+    bc_weight: float = 0.0  # lambda_BC at the start
+    bc_decay: float = 0.99  # lambda_BC factor per episode
+    curriculum: bool = True  # call env.set_curriculum(step / steps) when the env has one
     eval_every: int = 5_000
     eval_episodes: int = 10
     checkpoint_every: int = 10_000
@@ -78,6 +103,41 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.start_steps < 0 or self.eval_episodes < 0:
             raise ConfigError("start_steps and eval_episodes must be >= 0")
+        self._check_stateful()
+
+    def _check_stateful(self) -> None:
+        checks = [
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, not {self.mode!r}"),
+            (
+                self.observation in OBSERVATIONS,
+                f"observation must be one of {', '.join(OBSERVATIONS)}, not {self.observation!r}",
+            ),
+            (
+                self.mode == "reset" or self.sequence_length > 0 or self.neuron == "ann",
+                "a stateful actor trains on sequences: set sequence_length (e.g. 100)",
+            ),
+            (
+                self.sequence_length == 0 or self.burn_in < self.sequence_length,
+                "burn_in must be shorter than sequence_length",
+            ),
+            (
+                self.algo != "bc" or bool(self.guide or self.guide_steps),
+                "algo 'bc' clones a guide: set guide (a run directory) or guide_steps",
+            ),
+            (
+                not (self.guide or self.guide_steps) or self.sequence_length > 0,
+                "guided training is for stateful actors: set mode='stateful' and sequence_length",
+            ),
+            (self.update_every >= 1 and self.sequence_stride >= 1, "update_every and "
+             "sequence_stride must be >= 1"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def guided(self) -> bool:
+        return bool(self.guide or self.guide_steps)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,14 +20,17 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neurodeploy.envs import check_observation, make_env
+from neurodeploy.envs.privileged import PrivilegedObservation
 from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.snn import ActorConfig, AnnActor, NeuronConfig, build_actor, policy_payload
 from neurodeploy.snn.schedules import make_schedule
-from neurodeploy.train.buffer import ReplayBuffer
+from neurodeploy.train.buffer import ReplayBuffer, SequenceBuffer
 from neurodeploy.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
 from neurodeploy.train.evaluate import evaluate
+from neurodeploy.train.guide import Guide, guide_config, guide_share
 from neurodeploy.train.metrics import Metrics
+from neurodeploy.train.sequence_td3 import SequenceTD3
 from neurodeploy.train.td3 import TD3, Critic, TD3Settings
 
 EVAL_SEED_OFFSET = 100
@@ -38,7 +41,9 @@ def actor_config(cfg: TrainConfig, env) -> ActorConfig:
     low, high = env.action_space.low.tolist(), env.action_space.high.tolist()
     if cfg.neuron == "ann":
         return ActorConfig(obs_dim, act_dim, low, high, kind="ann", hidden=list(cfg.hidden))
-    neuron = NeuronConfig(model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope)
+    neuron = NeuronConfig(
+        model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope, reset=cfg.reset, decay=cfg.decay
+    )
     return ActorConfig(
         obs_dim,
         act_dim,
@@ -47,8 +52,12 @@ def actor_config(cfg: TrainConfig, env) -> ActorConfig:
         hidden=list(cfg.hidden),
         neuron=neuron,
         timesteps=cfg.timesteps,
+        mode=cfg.mode,
+        encoder=cfg.encoder,
+        decoder=cfg.decoder,
         pop_in=cfg.population,
         pop_out=cfg.population,
+        synaptic_delay=cfg.synaptic_delay,
     )
 
 
@@ -57,8 +66,8 @@ class Agent:
     """Everything that learns, built from a config and an environment."""
 
     actor: torch.nn.Module
-    td3: TD3
-    buffer: ReplayBuffer
+    td3: TD3 | SequenceTD3
+    buffer: ReplayBuffer | SequenceBuffer
     schedule: object
     action_low: np.ndarray
     action_high: np.ndarray
@@ -94,10 +103,17 @@ class Agent:
         )
         low = torch.tensor(a_cfg.action_low, dtype=torch.float32)
         high = torch.tensor(a_cfg.action_high, dtype=torch.float32)
-        td3 = TD3(actor, critic, settings, low, high, proxy)
         params = {"k": cfg.slope} if cfg.slope_schedule == "fixed" else {}
         schedule = make_schedule(cfg.slope_schedule, **{**params, **cfg.slope_params})
-        buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
+        if cfg.sequence_length:
+            td3 = SequenceTD3(actor, critic, settings, low, high, proxy, burn_in=cfg.burn_in,
+                              q_alpha=cfg.q_alpha, bc_weight=cfg.bc_weight,
+                              bc_only=cfg.algo == "bc")  # fmt: skip
+            buffer = SequenceBuffer(a_cfg.obs_dim, a_cfg.act_dim, cfg.steps, cfg.sequence_length,
+                                    cfg.sequence_stride, cfg.burn_in)  # fmt: skip
+        else:
+            td3 = TD3(actor, critic, settings, low, high, proxy)
+            buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
         return cls(actor, td3, buffer, schedule, low.numpy(), high.numpy())
 
 
@@ -124,22 +140,50 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | Non
     return None
 
 
+def make_train_env(cfg: TrainConfig, seed: int | None = None):
+    """The environment a run trains on (wrapped for a guide's privileged observation)."""
+    env = make_env(cfg.env, seed)
+    if cfg.observation == "privileged":
+        env = PrivilegedObservation(env, cfg.guide_history)
+    return env
+
+
+def set_curriculum(env, cfg: TrainConfig, progress: float) -> None:
+    """Environments with a reward curriculum (QuadHover) get the run's progress in [0, 1]."""
+    if cfg.curriculum and hasattr(env.unwrapped, "set_curriculum"):
+        env.unwrapped.set_curriculum(min(1.0, progress))
+
+
+def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool) -> Guide | None:
+    """The guide of a guided run: loaded from ``cfg.guide``, or trained first in run_dir/guide."""
+    if not cfg.guided:
+        return None
+    if cfg.guide:
+        return Guide.load(Path(cfg.guide))
+    guide_dir = run_dir / "guide"
+    train(guide_config(cfg), guide_dir, (guide_dir / "config.toml").exists(), progress)
+    return Guide.load(guide_dir)
+
+
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     """Train to ``cfg.steps`` environment steps; returns the run directory."""
     run_dir = Path(run_dir)
-    env = make_env(cfg.env, cfg.seed)  # fails early, before anything is written
-    eval_env = make_env(cfg.env)
+    env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
+    eval_env = make_train_env(cfg)
+    set_curriculum(eval_env, cfg, 1.0)  # evaluate on the final reward
     ckpt_path = prepare_run_dir(run_dir, cfg, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.toml")
+    guide = load_or_train_guide(cfg, run_dir, progress)
 
     agent = Agent.build(cfg, env)
     rng = np.random.default_rng(cfg.seed)
     state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan}
-    obs, _ = env.reset(seed=cfg.seed)
     if ckpt_path is not None:
         state = _restore(ckpt_path, agent, rng, env)
-        obs, _ = env.reset()  # the same reset the uninterrupted run made at this boundary
+    set_curriculum(env, cfg, state["step"] / cfg.steps)
+    # after a restore: the same reset the uninterrupted run made at this boundary
+    obs, info = env.reset(seed=None if ckpt_path else cfg.seed)
     check_observation(obs, cfg.env, state["step"])
     metrics = Metrics(
         run_dir,
@@ -148,7 +192,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     )
 
     half_range = (agent.action_high - agent.action_low) / 2
-    episode_return, last_ckpt = 0.0, state["step"]
+    stateful = cfg.mode == "stateful" and cfg.neuron != "ann"
+    episode_return, episode_step, last_ckpt = 0.0, 0, state["step"]
+    share = _guide_share(cfg, state["step"])
     losses: dict[str, list[float]] = {}
     tick, tick_step = time.perf_counter(), state["step"]
     bar = _progress(progress)
@@ -158,22 +204,34 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     with bar:
         while state["step"] < cfg.steps:
             step = state["step"]
-            if step < cfg.start_steps:
+            snn_action = guide_action = None
+            if stateful or (step >= cfg.start_steps and guide is None):
+                with torch.no_grad():  # a stateful actor runs every step to carry its state
+                    x = torch.as_tensor(obs, dtype=torch.float32)[None]
+                    snn_action = agent.actor(x)[0].numpy()
+            if guide is not None:
+                guide_action = guide.act(obs, info)
+            if guide is not None and episode_step < share:
+                action = guide_action
+            elif step < cfg.start_steps:
                 action = rng.uniform(agent.action_low, agent.action_high).astype(np.float32)
             else:
-                with torch.no_grad():
-                    action = agent.actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                action = snn_action
+            if not (step < cfg.start_steps and guide is None):
                 noise = rng.normal(0.0, cfg.expl_noise * half_range)
-                action = np.clip(action + noise, agent.action_low, agent.action_high).astype(
-                    np.float32
-                )
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+                action = np.clip(action + noise, agent.action_low, agent.action_high)
+            action = np.asarray(action, np.float32)
+            next_obs, reward, terminated, truncated, info = env.step(action)
             check_observation(next_obs, cfg.env, step + 1)
-            agent.buffer.add(obs, action, reward, next_obs, terminated)
+            if guide is not None:
+                guide.executed(action)
+            extra = {"guide_action": guide_action} if cfg.sequence_length else {}
+            agent.buffer.add(obs, action, reward, next_obs, terminated, **extra)
             obs, episode_return = next_obs, episode_return + float(reward)
             state["step"] = step = step + 1
+            episode_step += 1
 
-            if step > cfg.start_steps:
+            if step > cfg.start_steps and step % cfg.update_every == 0 and _ready(agent.buffer):
                 result = agent.td3.update(lambda: agent.buffer.sample(cfg.batch_size, rng))
                 for k, v in result.items():
                     losses.setdefault(k, []).append(v)
@@ -181,14 +239,22 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 _apply_slope(agent)
 
             if terminated or truncated:
+                agent.buffer.end_episode()
                 agent.schedule.observe_return(episode_return)
+                _apply_slope(agent)
+                if hasattr(agent.td3, "bc_weight"):
+                    agent.td3.bc_weight *= cfg.bc_decay
                 state["episodes"] += 1
-                state["last_return"], episode_return = episode_return, 0.0
+                state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
                     _checkpoint(run_dir, agent, rng, env, state)
                     last_ckpt = step
-                obs, _ = env.reset()
+                set_curriculum(env, cfg, step / cfg.steps)
+                share = _guide_share(cfg, step)
+                obs, info = env.reset()
                 agent.actor.reset()
+                if guide is not None:
+                    guide.reset()
                 check_observation(obs, cfg.env, step)
 
             if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -203,6 +269,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                     "eval_return_mean": state["last_eval"],
                     "eval_return_std": float(np.std(returns)) if returns else math.nan,
                     "steps_per_s": sps,
+                    "slope": float(agent.schedule.value),
+                    "guide_share": float(share) if guide is not None else math.nan,
                 }
                 row.update({k: float(np.mean(v)) for k, v in losses.items()})
                 row.update({f"rate_{k}": v for k, v in rates.items()})
@@ -222,6 +290,15 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     env.close()
     eval_env.close()
     return run_dir
+
+
+def _guide_share(cfg: TrainConfig, step: int) -> int:
+    """Steps the guide acts in the episode starting at ``step`` (bc: all of them)."""
+    return 2**62 if cfg.algo == "bc" else guide_share(cfg, step)
+
+
+def _ready(buffer) -> bool:
+    return getattr(buffer, "segments", buffer.size) > 0
 
 
 def _apply_slope(agent: Agent) -> None:

@@ -16,6 +16,9 @@ BASE_COLUMNS = [
     "critic_loss",
     "actor_loss",
     "proxy_loss",
+    "bc_loss",
+    "slope",
+    "guide_share",
     "steps_per_s",
 ]
 

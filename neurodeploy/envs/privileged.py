@@ -1,0 +1,51 @@
+"""The privileged observation a guide policy sees: the true state plus recent actions.
+
+An environment may put its noise-free state in ``info["privileged"]`` (QuadHover
+does: state and motor thrusts); otherwise the observation itself is used. The
+last ``history`` actions (zeros after a reset, newest first) are appended.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class ActionHistory:
+    """The last ``history`` actions, newest first, zeros after ``reset``."""
+
+    def __init__(self, act_dim: int, history: int):
+        self.actions = np.zeros((history, act_dim), np.float32)
+
+    def reset(self) -> None:
+        self.actions[:] = 0.0
+
+    def push(self, action: np.ndarray) -> None:
+        if len(self.actions):
+            self.actions[1:] = self.actions[:-1]
+            self.actions[0] = action
+
+    def observe(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        state = np.asarray(info.get("privileged", obs), np.float32)
+        return np.concatenate([state, self.actions.ravel()])
+
+
+class PrivilegedObservation(gym.Wrapper):
+    """Replaces the observation by :meth:`ActionHistory.observe` (for training a guide)."""
+
+    def __init__(self, env: gym.Env, history: int):
+        super().__init__(env)
+        self.history = ActionHistory(env.action_space.shape[0], history)
+        obs, info = env.reset(seed=0)
+        n = len(self.history.observe(obs, info))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.history.reset()
+        return self.history.observe(obs, info), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.history.push(action)
+        return self.history.observe(obs, info), reward, terminated, truncated, info

@@ -1,0 +1,81 @@
+"""Guided jump-start (adaptive-surrogate paper, REFERENCE §2).
+
+A *guide* is an ANN policy trained with ordinary TD3 on the privileged
+observation (``neurodeploy.envs.privileged``: true state + recent actions). In
+guided training it acts for the first ``share`` steps of every episode while the
+stateful SNN runs alongside on the ordinary observation, warming its state; then
+the SNN acts. The share shrinks by ``guide_share_step`` every
+``guide_round_steps`` environment steps, from ``guide_share_start`` down to the
+warm-up (``burn_in``). Its action at every step is stored for the BC term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurodeploy.envs.privileged import ActionHistory
+from neurodeploy.errors import CheckpointError
+from neurodeploy.snn import actor_from_payload
+from neurodeploy.train.checkpoint import safe_torch_load
+from neurodeploy.train.config import TrainConfig, read_config
+
+
+class Guide:
+    def __init__(self, actor: torch.nn.Module, history: int):
+        self.actor = actor
+        self.history = ActionHistory(actor.config.act_dim, history)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Guide:
+        run_dir = Path(run_dir)
+        cfg = read_config(run_dir / "config.toml")
+        if cfg.observation != "privileged":
+            raise CheckpointError(
+                f"guide {run_dir}: trained on observation={cfg.observation!r}; a guide needs "
+                "observation='privileged'"
+            )
+        actor = actor_from_payload(safe_torch_load(run_dir / "policy.pt", "policy"), str(run_dir))
+        return cls(actor.eval(), cfg.guide_history)
+
+    def reset(self) -> None:
+        self.history.reset()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        x = torch.as_tensor(self.history.observe(obs, info))[None]
+        return self.actor(x)[0].numpy()
+
+    def executed(self, action: np.ndarray) -> None:
+        """Record the action the environment received (guide's or SNN's)."""
+        self.history.push(action)
+
+
+def guide_share(cfg: TrainConfig, step: int) -> int:
+    """Steps the guide acts in an episode that starts at environment step ``step``."""
+    rounds = max(0, step - cfg.start_steps) // cfg.guide_round_steps
+    return max(cfg.burn_in, cfg.guide_share_start - rounds * cfg.guide_share_step)
+
+
+def guide_config(cfg: TrainConfig) -> TrainConfig:
+    """The config of the guide a guided run trains first (``guide_steps`` > 0)."""
+    return dataclasses.replace(
+        cfg,
+        algo="td3",
+        neuron="ann",
+        steps=cfg.guide_steps,
+        hidden=[256, 256],
+        mode="reset",
+        sequence_length=0,
+        observation="privileged",
+        guide="",
+        guide_steps=0,
+        q_alpha=0.0,
+        bc_weight=0.0,
+        update_every=1,
+        slope_schedule="fixed",
+        slope_params={},
+    )
