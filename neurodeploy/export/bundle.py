@@ -3,7 +3,9 @@
     neurodeploy export RUN_OR_POLICY --target nir|lava|loihi2|onnx [--out DIR] [--from-nir FILE]
 
 Every target writes ``policy.nir`` (read back with type checking, then compiled from
-that file, never from torch modules), ``manifest.json`` and ``fidelity.json``.
+that file, never from torch modules), ``manifest.json`` and ``fidelity.json``; a bundle
+exported from a policy also holds a copy of ``policy.pt`` (host codec, torch reference),
+so it runs wherever it is copied.
 """
 
 from __future__ import annotations
@@ -221,6 +223,9 @@ def export_bundle(
 
         fidelity["torch_vs_onnx"] = export_onnx(actor, obs, out / "policy.onnx")
 
+    if source is not None:  # the host codec and torch reference travel with the bundle
+        policy_file = Path(source) / "policy.pt" if Path(source).is_dir() else Path(source)
+        atomic_write_bytes(out / "policy.pt", policy_file.read_bytes())
     atomic_write_bytes(out / "fidelity.json", json.dumps(fidelity, indent=2).encode())
     if quant:
         atomic_write_bytes(out / "quantization.json", json.dumps(quant, indent=2).encode())

@@ -63,9 +63,12 @@ def open_target(path: Path):
     path = Path(path)
     if (path / "manifest.json").exists():
         manifest = verify_bundle(path)
-        policy = path.parent / "policy.pt"
+        policy = path / "policy.pt"
         if not policy.exists():
-            raise BundleError(f"{path}: the bundle's run directory has no policy.pt next to it")
+            raise BundleError(
+                f"{path}: the bundle holds no policy.pt (exported from a foreign NIR graph?); "
+                "export it from a run directory or policy.pt to run it in closed loop"
+            )
         actor, _ = load_policy(policy)
         return actor, manifest["env"], path
     if (path / "policy.pt").exists():

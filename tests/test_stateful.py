@@ -1,0 +1,162 @@
+"""Stateful actors: Lava timing model, sequence replay and training, guided jump-start, export."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import ConfigError, ExportError
+from neurodeploy.export.bundle import export_bundle
+from neurodeploy.hardware.runner import run_policy
+from neurodeploy.snn import ActorConfig, NeuronConfig, build_actor, policy_payload
+from neurodeploy.train.buffer import SequenceBuffer
+from neurodeploy.train.config import TrainConfig
+from neurodeploy.train.guide import guide_share
+from neurodeploy.train.loop import train
+
+
+def stateful_actor(delay=True, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = ActorConfig(
+        3, 1, [-2.0], [2.0], hidden=[24, 16], timesteps=1, mode="stateful",
+        decoder="linear", synaptic_delay=delay, neuron=NeuronConfig(decay=0.9), **kw,
+    )  # fmt: skip
+    return build_actor(cfg)
+
+
+def test_stepping_one_action_at_a_time_equals_the_sequence_forward():
+    actor = stateful_actor()
+    obs = torch.randn(30, 2, 3)
+    with torch.no_grad():
+        seq, _ = actor.forward_sequence(obs)
+        actor.reset()
+        steps = torch.stack([actor(o) for o in obs])
+    assert torch.equal(seq, steps)
+
+
+def test_synaptic_delay_feeds_each_layer_the_previous_step():
+    actor = stateful_actor()
+    obs = torch.randn(12, 1, 3)
+    with torch.no_grad():
+        actor.forward_sequence(obs)
+    enc, h0, h1 = (actor.spike_trains[k] for k in ("encoder", "hidden0", "hidden1"))
+    layer0 = actor.layers[0]
+    with torch.no_grad():  # layer 0 rerun on the encoder spikes shifted by one step
+        shifted = torch.cat([torch.zeros_like(enc[:1]), enc[:-1]])
+        want, _ = layer0(shifted)
+    assert torch.equal(want, h0)
+    assert h1[0].sum() == 0  # two layers deep: nothing can reach layer 1 at step 0 ...
+    with torch.no_grad():
+        undelayed = stateful_actor(delay=False)
+        undelayed.load_state_dict(actor.state_dict())
+        undelayed.forward_sequence(obs)
+    assert not torch.equal(undelayed.spike_trains["hidden0"], h0)  # ... the delay matters
+
+
+def test_sequence_buffer_segments_masks_and_checkpoint():
+    buf = SequenceBuffer(2, 1, 1000, length=10, stride=5, burn_in=4)
+    for t in range(23):  # one episode of 23 steps
+        buf.add(np.full(2, t), np.zeros(1), float(t), np.full(2, t + 1), t == 22, np.ones(1))
+    buf.end_episode()
+    assert buf.starts.tolist() == [0, 5, 10, 15]  # 20 + burn-in 4 >= 23: no segment at 20
+    batch = buf.sample(64, np.random.default_rng(0))
+    assert batch.obs.shape == (10, 64, 2) and batch.mask.shape == (10, 64, 1)
+    assert batch.mask[:4].sum() == 0  # burn-in never counts
+    first = batch.obs[0, :, 0].long()
+    for b, start in enumerate(first.tolist()):
+        valid = int(batch.mask[:, b].sum())
+        assert valid == min(10, 23 - start) - 4
+        assert batch.obs[:, b, 0].tolist()[: min(10, 23 - start)] == list(
+            range(start, min(start + 10, 23))
+        )
+    copy = SequenceBuffer(2, 1, 1000, length=10, stride=5, burn_in=4)
+    copy.load_state_dict(buf.state_dict())
+    assert copy.starts.tolist() == buf.starts.tolist() and copy.size == 23
+
+
+def stateful_config(**kw) -> TrainConfig:
+    values = dict(
+        env="Pendulum-v1", mode="stateful", timesteps=1, hidden=[24, 16], decoder="linear",
+        decay=0.9, synaptic_delay=True, sequence_length=20, sequence_stride=10, burn_in=8,
+        batch_size=4, proxy_hidden=[32, 32], start_steps=200, steps=600, eval_every=300,
+        eval_episodes=1, checkpoint_every=200, update_every=2, surrogate="fast_sigmoid",
+    )  # fmt: skip
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_stateful_config_needs_sequences():
+    with pytest.raises(ConfigError, match="sequence_length"):
+        TrainConfig(mode="stateful")
+    with pytest.raises(ConfigError, match="burn_in"):
+        stateful_config(burn_in=20)
+    with pytest.raises(ConfigError, match="guide"):
+        stateful_config(algo="bc")
+
+
+@pytest.mark.parametrize("algo", ["pt-td3", "td3"])
+def test_stateful_training_logs_slope_and_resumes_exactly(tmp_path, algo):
+    cfg = stateful_config(algo=algo, slope_schedule="interval",
+                          slope_params={"k_start": 2, "increment": 3, "interval": 20})  # fmt: skip
+    full = train(cfg, tmp_path / "full", progress=False)
+    rows = (full / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    slopes = [float(r.split(",")[header.index("slope")]) for r in rows[1:]]
+    assert slopes[0] > 2 and slopes[1] > slopes[0]  # the interval schedule reached the log
+    # a run that stopped mid-episode after its step-400 checkpoint, resumed to 600 steps
+    cut = train(stateful_config(**{**cfg.to_dict(), "steps": 500}), tmp_path / "cut", False, False)
+    train(cfg, cut, resume=True, progress=False)
+    a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
+    b = torch.load(cut / "policy.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_guided_run_trains_its_guide_then_clones_and_hands_over(tmp_path):
+    cfg = stateful_config(guide_steps=400, guide_share_start=150, guide_share_step=50,
+                          guide_round_steps=200, bc_weight=0.2, q_alpha=2.5)  # fmt: skip
+    run = train(cfg, tmp_path / "guided", progress=False)
+    assert (run / "guide" / "policy.pt").exists()  # an ordinary run directory
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = rows[-1].split(",")
+    assert float(last[header.index("bc_loss")]) >= 0
+    assert float(last[header.index("guide_share")]) == guide_share(cfg, 600)
+    assert guide_share(cfg, 200) == 150 and guide_share(cfg, 10_000) == cfg.burn_in
+    bc = train(stateful_config(algo="bc", guide=str(run / "guide")), tmp_path / "bc", False, False)
+    assert "actor_loss" in (bc / "metrics.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def stateful_policy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stateful") / "policy.pt"
+    torch.save({**policy_payload(stateful_actor(seed=3)), "env": "Pendulum-v1"}, path)
+    return path
+
+
+def test_stateful_export_matches_lava_spike_for_spike(stateful_policy, tmp_path):
+    lava = export_bundle(stateful_policy, "lava", tmp_path / "lava", observations=40)
+    fid = json.loads((lava / "fidelity.json").read_text())
+    assert fid["nir"]["state_reset"] == "never"
+    assert fid["reference_vs_lava_float"]["identical"]  # torch with delays == Lava float
+    assert sum(fid["reference_vs_lava_float"]["spikes"]) > 0
+    loihi = export_bundle(stateful_policy, "loihi2", tmp_path / "loihi2", observations=40)
+    fid = json.loads((loihi / "fidelity.json").read_text())
+    assert fid["emulator_vs_lava_fixed"]["identical"] and fid["netx_vs_lava_fixed"]["identical"]
+    manifest = json.loads((loihi / "manifest.json").read_text())
+    assert manifest["lava_steps_per_action"] == 1 and manifest["codec"]["reset"] == "never"
+
+
+def test_stateful_closed_loop_on_lava_carries_and_resets_state(stateful_policy, tmp_path):
+    bundle = export_bundle(stateful_policy, "loihi2", tmp_path / "b", observations=16)
+    emu = run_policy(bundle, "emulator", episodes=2, seed=5)
+    sim = run_policy(bundle, "loihi2-sim", episodes=2, seed=5)
+    assert emu.returns == sim.returns  # both episodes: the Lava state is reset in between
+    assert emu.spikes_per_step == sim.spikes_per_step
+
+
+def test_stateful_actor_without_delay_is_refused(tmp_path):
+    path = tmp_path / "policy.pt"
+    torch.save({**policy_payload(stateful_actor(delay=False)), "env": "Pendulum-v1"}, path)
+    with pytest.raises(ExportError, match="synaptic_delay"):
+        export_bundle(path, "loihi2", tmp_path / "b")
