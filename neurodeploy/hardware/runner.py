@@ -161,7 +161,9 @@ def run_policy(
     seed: int = 0,
     env_id: str | None = None,
     progress=None,
+    observe=None,
 ) -> RunResult:
+    """Run ``episodes`` episodes; ``observe(episode, obs)`` sees every observation."""
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     actor, bundle_env, bundle = open_target(path)
@@ -183,6 +185,8 @@ def run_policy(
             total, steps, done = 0.0, 0, False
             while not done:
                 check_observation(obs, env_id, steps)
+                if observe is not None:
+                    observe(episode, obs)
                 start = time.perf_counter()
                 action = policy(obs)
                 latencies.append((time.perf_counter() - start) * 1e3)

@@ -1,0 +1,119 @@
+"""QuadHover: guided jump-start vs TD3 from scratch vs behaviour cloning of the guide.
+
+Each (method, seed) run lives in RUNS/<method>-s<seed>. ``guided`` and ``td3`` train their
+recipes (quad-hover-guided, quad-hover-td3); ``bc`` clones the guide that the guided run of the
+same seed trained (RUNS/guided-s<seed>/guide), so it needs that run's guide first. Finished
+runs are reused; --train trains the missing ones (``--steps``/``--guide-steps`` shrink the
+budget, and the table says so). Every finished policy is then flown for --episodes episodes on
+torch, exported to loihi2 and flown on loihi2-sim. Hover error = mean |position| (m) over
+the last 100 steps of each episode (a crash keeps its last position until step 500).
+
+    python benchmarks/quad.py --runs runs/quad --train --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_section  # noqa: E402
+from returns import eval_curve  # noqa: E402
+
+from neurodeploy.export.bundle import export_bundle  # noqa: E402
+from neurodeploy.hardware.runner import run_policy  # noqa: E402
+from neurodeploy.train.config import resolve  # noqa: E402
+from neurodeploy.train.loop import train  # noqa: E402
+
+METHODS = ("guided", "td3", "bc")
+EPISODE = 500
+TAIL = 100
+
+
+def config(method: str, seed: int, runs: Path, steps: int | None, guide_steps: int | None):
+    overrides: dict = {"seed": seed}
+    if steps:
+        overrides["steps"] = steps
+    if method == "td3":
+        return resolve("quad-hover-td3", overrides)[0]
+    if guide_steps:
+        overrides["guide_steps"] = guide_steps
+    if method == "bc":
+        overrides.update(algo="bc", guide=str(runs / f"guided-s{seed}" / "guide"), guide_steps=0)
+    return resolve("quad-hover-guided", overrides)[0]
+
+
+def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float]:
+    """(mean return, mean |position| over the last TAIL steps) of ``episodes`` flights."""
+    positions: dict[int, list[float]] = {}
+    result = run_policy(
+        path,
+        backend,
+        episodes,
+        seed=1000,
+        observe=lambda ep, obs: positions.setdefault(ep, []).append(float(np.linalg.norm(obs[:3]))),
+    )
+    tails = []
+    for dist in positions.values():
+        dist = dist + [dist[-1]] * (EPISODE - len(dist))  # crashed: stays where it left
+        tails.append(np.mean(dist[-TAIL:]))
+    return float(np.mean(result.returns)), float(np.mean(tails))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=Path, default=Path("runs/quad"))
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--steps", type=int, help="SNN steps (default: the recipe's)")
+    parser.add_argument("--guide-steps", type=int, help="guide steps (default: the recipe's)")
+    parser.add_argument("--episodes", type=int, default=5)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            cfg = config(method, seed, args.runs, args.steps, args.guide_steps)
+            out = args.runs / f"{method}-s{seed}"
+            done = (out / "metrics.csv").exists() and eval_curve(out / "metrics.csv")[-1][
+                0
+            ] >= cfg.steps
+            if not done and args.train:
+                train(cfg, out, (out / "config.toml").exists(), progress=False)
+                done = True
+            if not done:
+                continue
+            bundle = out / "bundle-loihi2"
+            if not bundle.exists():
+                export_bundle(out, "loihi2", bundle, observations=200)
+            ret, err = hover_error(out, "torch", args.episodes)
+            ret_chip, err_chip = hover_error(bundle, "loihi2-sim", args.episodes)
+            budget = f"{cfg.steps:,}" + (f" + guide {cfg.guide_steps:,}" if cfg.guide_steps else "")
+            rows.append((method, seed, budget, ret, err, ret_chip, err_chip))
+    lines = [
+        "| method | seed | budget (steps) | return (torch) | hover error m (torch) | "
+        "return (loihi2-sim) | hover error m (loihi2-sim) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, seed, budget, ret, err, ret_chip, err_chip in rows:
+        lines.append(
+            f"| {method} | {seed} | {budget} | {ret:.1f} | {err:.3f} | {ret_chip:.1f} | "
+            f"{err_chip:.3f} |"
+        )
+    body = (
+        f"QuadHover-v0, stateful LIF 256-128 SNN (T = 1, Lava timing modelled). {args.episodes} "
+        f"evaluation episodes per policy (seeds 1000+), final reward coefficients. Hover error "
+        f"= mean distance to the target over the last {TAIL} steps of the 500-step episode.\n\n"
+        + "\n".join(lines)
+    )
+    print(body)
+    write_section("quad", "QuadHover: guided vs TD3 vs BC (issue 7)", body)
+
+
+if __name__ == "__main__":
+    main()
