@@ -123,6 +123,65 @@ def bench_energy(
 
 
 @cli.command()
+def sweep(
+    recipe: Annotated[str, typer.Argument(help="recipe name in train/ or a TOML path")],
+    seeds: Annotated[str, typer.Option(help="seeds: a range 0-4 or a list 0,2,7")] = "0-4",
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=V1,V2,... (repeatable); trials = grid points x seeds"),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="environment steps per trial")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any other option: KEY=VALUE (TOML value)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep directory")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster HOST:PORT (default: a local Ray here)")
+    ] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs Ray reserves per trial")] = 1,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs of the local Ray (default: all cores)")
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(help="Ray retries of a trial whose worker died (0: report it)")
+    ] = 0,
+) -> None:
+    """Run every (grid point x seed) as a trial on Ray; rerunning resumes unfinished trials."""
+    from neurodeploy.sweep.runner import run_sweep
+    from neurodeploy.sweep.spec import SweepSpec, parse_grid, parse_seeds
+    from neurodeploy.train.config import parse_set
+
+    overrides = parse_set(set_ or [])
+    if steps is not None:
+        overrides["steps"] = steps
+    spec = SweepSpec(recipe, parse_seeds(seeds), parse_grid(grid or []), overrides)
+    out = out or Path("runs") / f"sweep-{Path(recipe).stem}"
+    result = run_sweep(
+        spec, out, address, num_cpus, cpus_per_trial, retries, err_console, sys.stderr.isatty()
+    )
+    console.print(
+        f"[green]done[/green]: {len(result.done)} trials run, {len(result.skipped)} finished "
+        f"before; report with `neurodeploy report {out}`"
+    )
+
+
+@cli.command()
+def report(
+    sweep_dir: Annotated[Path, typer.Argument(help="sweep directory (has sweep.json)")],
+    baseline: Annotated[
+        str | None, typer.Option(help="grid KEY=VALUE the APG compares against, e.g. neuron=ann")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the report (default: sweep)")] = None,
+) -> None:
+    """Aggregate a sweep: returns mean ± std over seeds, APG, firing rate, SOPs per action."""
+    from neurodeploy.sweep.report import markdown, write_report
+
+    result = write_report(sweep_dir, baseline, out)
+    print(markdown(result), end="")
+    console.print(f"report: report.md, report.json, curves.png in {out or sweep_dir}")
+
+
+@cli.command()
 def info() -> None:
     """Print the stack's versions and run a Lava self-check; exit non-zero on any failure."""
     from neurodeploy.info import selfcheck, versions

@@ -1,0 +1,17 @@
+"""Multi-seed sweeps on Ray and paper-style result tables.
+
+- ``spec.py``: what a sweep is (recipe, ``--seeds``, ``--grid``, overrides), its trials, the
+  trial directory names and the ``sweep.json`` manifest.
+- ``runner.py``: runs every trial as a Ray task (``neurodeploy sweep``); a trial is an
+  ordinary run directory, resumed from its checkpoint when the sweep is rerun.
+- ``report.py``: aggregates a sweep directory (``neurodeploy report``): returns mean ± std
+  over seeds, the paper's APG against a baseline group, firing rates, SOPs per action.
+
+See ``docs/scaling.md``.
+"""
+
+from neurodeploy.errors import NeurodeployError
+
+
+class SweepError(NeurodeployError):
+    """A sweep had failed trials, or a sweep directory cannot be reported."""

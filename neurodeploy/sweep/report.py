@@ -1,0 +1,364 @@
+"""`neurodeploy report`: a sweep directory -> report.json, report.md, curves.png.
+
+What it reads, per trial listed in ``sweep.json``: ``config.toml`` (``steps``),
+``metrics.csv`` (the deterministic evaluation returns) and, when the sweep wrote it,
+``trial.json`` (firing rate, SOPs or MACs per action). A trial counts once its
+``metrics.csv`` reaches the config's ``steps``; the others are listed as unfinished.
+
+Per trial, over its evaluation rows ``R_k`` (``eval_return_mean`` at step ``k``):
+
+    final return       = R_K at the last evaluation (step == steps)
+    max average return = max_k R_k                   (the paper's Table 1 metric)
+
+Per group (one grid point), over its finished seeds: mean and population std
+(``numpy.std``, ddof = 0). The average performance gain of a method against a
+baseline (Proxy Target paper, REFERENCE §1), over the matched groups e that differ
+only in the baseline key (e.g. one per environment):
+
+    APG = (1/|E|) * sum_e (method_e / baseline_e) - 1
+
+with ``method_e`` and ``baseline_e`` the group means of the max average return.
+It needs positive returns (a ratio of negative returns inverts better and worse).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.errors import ConfigError
+from neurodeploy.sweep import SweepError
+from neurodeploy.sweep.spec import format_value, point_label, read_manifest, read_trial, toml_value
+from neurodeploy.train.checkpoint import atomic_write_bytes
+
+REPORT_FORMAT = "neurodeploy-sweep-report/1"
+
+
+def apg(method: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+    """Average performance gain: ``mean_e(method[e] / baseline[e]) - 1`` over the same keys e.
+
+    >>> round(apg({"Hopper": 3385, "Ant": 5383}, {"Hopper": 3410, "Ant": 4770}), 4)
+    0.0606
+    """
+    if not method or set(method) != set(baseline):
+        raise ValueError(
+            f"APG needs the same groups on both sides: {sorted(method)} vs {sorted(baseline)}"
+        )
+    if any(v <= 0 for v in [*method.values(), *baseline.values()]):
+        raise ValueError("APG needs positive returns (a ratio of negative returns is reversed)")
+    return float(np.mean([method[e] / baseline[e] for e in method])) - 1.0
+
+
+@dataclass
+class TrialRun:
+    """One trial's evaluation curve and its sweep record."""
+
+    name: str
+    point: dict[str, Any]
+    seed: int
+    steps: list[int]
+    returns: list[float]  # eval_return_mean per evaluation
+    finished: bool
+    record: dict
+
+    @property
+    def final_return(self) -> float:
+        return self.returns[-1]
+
+    @property
+    def max_avg_return(self) -> float:
+        return max(self.returns)
+
+
+def read_curve(metrics_csv: Path) -> tuple[list[int], list[float]]:
+    """(steps, eval_return_mean) of the evaluation rows with a finite return."""
+    steps, returns = [], []
+    if not metrics_csv.is_file():
+        return steps, returns
+    with metrics_csv.open() as f:
+        for row in csv.DictReader(f):
+            try:
+                step, value = int(row["step"]), float(row["eval_return_mean"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                steps.append(step)
+                returns.append(value)
+    return steps, returns
+
+
+def load_trials(sweep_dir: Path) -> tuple[dict, list[TrialRun]]:
+    manifest = read_manifest(sweep_dir)
+    runs = []
+    for item in manifest["trials"]:
+        run_dir = Path(sweep_dir) / item["dir"]
+        steps, returns = read_curve(run_dir / "metrics.csv")
+        try:
+            target = int(tomllib.loads((run_dir / "config.toml").read_text())["steps"])
+        except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+            target = None
+        finished = bool(steps) and target is not None and steps[-1] >= target
+        runs.append(
+            TrialRun(
+                item["name"], item["point"], item["seed"], steps, returns, finished,
+                read_trial(run_dir),
+            )
+        )  # fmt: skip
+    return manifest, runs
+
+
+def stats(values: list[float | None]) -> dict | None:
+    """mean, population std, n and the values; None when no value is known."""
+    known = [float(v) for v in values if v is not None]
+    if not known:
+        return None
+    return {
+        "mean": float(np.mean(known)),
+        "std": float(np.std(known)),
+        "n": len(known),
+        "values": known,
+    }
+
+
+def parse_baseline(text: str, grid: dict[str, list]) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--baseline {text!r}: expected KEY=VALUE of the grid, e.g. neuron=ann")
+    if key not in grid:
+        keys = ", ".join(grid) or "none (the sweep has no --grid)"
+        raise ConfigError(f"--baseline {text!r}: {key!r} is not a grid key of this sweep ({keys})")
+    value = toml_value(raw.strip())
+    for candidate in grid[key]:
+        if candidate == value or format_value(candidate) == format_value(value):
+            return key, candidate
+    values = ", ".join(format_value(v) for v in grid[key])
+    raise ConfigError(f"--baseline {text!r}: {key} has no value {raw.strip()!r} ({values})")
+
+
+def build_report(sweep_dir: Path, baseline: str | None = None) -> tuple[dict, list[TrialRun]]:
+    """The report as a dict (report.json) and the trial runs behind it (for the plot)."""
+    sweep_dir = Path(sweep_dir)
+    manifest, runs = load_trials(sweep_dir)
+    grid = manifest.get("grid", {})
+    base = parse_baseline(baseline, grid) if baseline else None
+    if not any(r.finished for r in runs):
+        raise SweepError(
+            f"{sweep_dir}: no trial has finished yet ({len(runs)} listed in sweep.json); "
+            "run or resume the sweep with `neurodeploy sweep` first"
+        )
+    groups, order = {}, []
+    for run in runs:
+        label = point_label(run.point)
+        if label not in groups:
+            groups[label] = {"label": label or "(all)", "point": run.point, "runs": []}
+            order.append(label)
+        groups[label]["runs"].append(run)
+    rows = []
+    for label in order:
+        g = groups[label]
+        done = [r for r in g["runs"] if r.finished]
+        rows.append(
+            {
+                "label": g["label"],
+                "point": g["point"],
+                "trials": len(g["runs"]),
+                "finished": len(done),
+                "seeds": [r.seed for r in done],
+                "final_return": stats([r.final_return for r in done]),
+                "max_avg_return": stats([r.max_avg_return for r in done]),
+                "firing_rate": stats([r.record.get("firing_rate") for r in done]),
+                "sops_per_action": stats([r.record.get("sops_per_action") for r in done]),
+                "macs_per_action": stats([r.record.get("macs_per_action") for r in done]),
+            }
+        )
+    report = {
+        "format": REPORT_FORMAT,
+        "sweep": str(sweep_dir),
+        "recipe": manifest.get("recipe_name"),
+        "seeds": manifest.get("seeds"),
+        "grid": grid,
+        "overrides": manifest.get("overrides", {}),
+        "groups": rows,
+        "unfinished": [r.name for r in runs if not r.finished],
+        "apg": apg_table(rows, *base) if base else None,
+    }
+    return report, runs
+
+
+def apg_table(rows: list[dict], key: str, base_value: Any) -> dict:
+    """APG of every other value of ``key`` against ``key = base_value``, matched on the rest."""
+
+    def context(point: dict) -> str:
+        return point_label({k: v for k, v in point.items() if k != key}) or "(all)"
+
+    baseline = {
+        context(r["point"]): r["max_avg_return"]["mean"]
+        for r in rows
+        if r["point"][key] == base_value and r["max_avg_return"]
+    }
+    methods: dict[str, dict] = {}
+    for r in rows:
+        if r["point"][key] == base_value or not r["max_avg_return"]:
+            continue
+        name = f"{key}={format_value(r['point'][key])}"
+        ctx = context(r["point"])
+        if ctx in baseline:
+            methods.setdefault(name, {})[ctx] = r["max_avg_return"]["mean"]
+    out = []
+    for name, by_ctx in methods.items():
+        base = {c: baseline[c] for c in by_ctx}
+        try:
+            value, note = apg(by_ctx, base), None
+        except ValueError as exc:
+            value, note = None, str(exc)
+        out.append(
+            {
+                "method": name,
+                "apg": value,
+                "apg_percent": None if value is None else 100 * value,
+                "ratios": {c: by_ctx[c] / base[c] if base[c] else None for c in by_ctx},
+                "note": note,
+            }
+        )
+    return {
+        "baseline": f"{key}={format_value(base_value)}",
+        "metric": "max_avg_return",
+        "methods": out,
+    }
+
+
+# --- Markdown and the plot -------------------------------------------------------------------
+
+
+def _pm(s: dict | None, spec: str = "{:.1f}", scale: float = 1.0, unit: str = "") -> str:
+    if not s:
+        return "-"
+    mean, std = s["mean"] * scale, s["std"] * scale
+    text = spec.format(mean) if s["n"] == 1 else f"{spec.format(mean)} ± {spec.format(std)}"
+    return text + unit
+
+
+def markdown(report: dict) -> str:
+    grid = ", ".join(
+        f"{k} = {', '.join(format_value(v) for v in vs)}" for k, vs in report["grid"].items()
+    )
+    lines = [
+        f"# Sweep report: {report['recipe']}",
+        "",
+        f"Sweep `{report['sweep']}`; seeds {', '.join(map(str, report['seeds']))}"
+        + (f"; grid {grid}" if grid else "")
+        + ". Returns are the deterministic evaluation returns of `metrics.csv`, mean ± std "
+        "over the finished seeds (population std).",
+        "",
+        "| group | seeds | final return | max average return | firing rate | SOPs/action "
+        "| MACs/action |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["groups"]:
+        lines.append(
+            f"| {r['label']} | {r['finished']}/{r['trials']} | {_pm(r['final_return'])} | "
+            f"{_pm(r['max_avg_return'])} | {_pm(r['firing_rate'], '{:.1f}', 100, ' %')} | "
+            f"{_pm(r['sops_per_action'], '{:.0f}')} | {_pm(r['macs_per_action'], '{:.0f}')} |"
+        )
+    if "env" in report["grid"]:
+        lines += ["", *_env_table(report)]
+    if report["apg"]:
+        a = report["apg"]
+        lines += [
+            "",
+            f"## APG against {a['baseline']}",
+            "",
+            "APG = mean over matched groups e of (method_e / baseline_e) - 1, on the group "
+            "means of the max average return (Proxy Target paper).",
+            "",
+            "| method | APG | method / baseline per group |",
+            "|---|---|---|",
+        ]
+        for m in a["methods"]:
+            value = f"n/a: {m['note']}" if m["apg"] is None else f"{m['apg_percent']:+.2f} %"
+            ratios = ", ".join(f"{c}: {v:.3f}" for c, v in m["ratios"].items() if v is not None)
+            lines.append(f"| {m['method']} | {value} | {ratios} |")
+    lines += [
+        "",
+        "Definitions: final return = evaluation return at the last step; max average return "
+        "= the best evaluation return of a run (paper Table 1). Firing rate = spikes per "
+        "neuron per timestep over the hidden and output populations, and SOPs/action = "
+        "presynaptic spikes x fan-out, both counted in one closed-loop episode of the final "
+        "policy (`trial.json`); MACs/action for ANN actors.",
+        "",
+        "![learning curves](curves.png)",
+    ]
+    if report["unfinished"]:
+        lines += ["", "Not finished (left out): " + ", ".join(report["unfinished"])]
+    return "\n".join(lines) + "\n"
+
+
+def _env_table(report: dict) -> list[str]:
+    """Table 1 layout: one row per method (the other grid keys), one column per env."""
+    envs = report["grid"]["env"]
+    methods: dict[str, dict] = {}
+    for r in report["groups"]:
+        rest = point_label({k: v for k, v in r["point"].items() if k != "env"}) or "(all)"
+        methods.setdefault(rest, {})[r["point"]["env"]] = r["max_avg_return"]
+    head = "| method | " + " | ".join(map(str, envs)) + " |"
+    lines = ["## Max average return per environment", "", head, "|---" * (len(envs) + 1) + "|"]
+    for name, by_env in methods.items():
+        lines.append(f"| {name} | " + " | ".join(_pm(by_env.get(e), "{:.0f}") for e in envs) + " |")
+    return lines
+
+
+def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
+    """Evaluation return against steps: mean over seeds per group, band = ± 1 std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [str(e) for e in report["grid"].get("env", [])] or [""]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for row in report["groups"]:
+        done = [r for r in runs if r.finished and point_label(r.point) == point_label(row["point"])]
+        if not done:
+            continue
+        steps = sorted({s for r in done for s in r.steps})
+        grid = np.full((len(done), len(steps)), np.nan)
+        for i, r in enumerate(done):
+            for s, v in zip(r.steps, r.returns, strict=True):
+                grid[i, steps.index(s)] = v
+        mean, std = np.nanmean(grid, axis=0), np.nanstd(grid, axis=0)
+        env = str(row["point"].get("env", ""))
+        ax = axes[0][panels.index(env) if env in panels else 0]
+        label = point_label({k: v for k, v in row["point"].items() if k != "env"}) or "all"
+        (line,) = ax.plot(steps, mean, label=f"{label} (n={len(done)})")
+        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for ax, title in zip(axes[0], panels, strict=True):
+        ax.set_title(title or str(report["recipe"]))
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("eval return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_report(sweep_dir: Path, baseline: str | None = None, out: Path | None = None) -> dict:
+    """Write report.json, report.md and curves.png into ``out`` (default: the sweep dir)."""
+    report, runs = build_report(sweep_dir, baseline)
+    out = Path(out) if out else Path(sweep_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "report.md", markdown(report).encode())
+    plot_curves(report, runs, out / "curves.png")
+    return report

@@ -1,0 +1,331 @@
+"""`neurodeploy sweep`: every (grid point, seed) as a Ray task; rerunning resumes.
+
+The driver (this process) resolves every trial's config first, so a bad option fails
+before Ray starts. It writes ``sweep.json``, skips the trials whose ``trial.json`` says
+they finished at the requested ``steps``, and submits the others as Ray tasks of
+``cpus_per_trial`` CPUs each. A task (:func:`run_trial`, on any node) trains its run
+directory with ``train(resume=True)``: from its checkpoint when it has one, from scratch
+otherwise. A trial that raises, or whose worker process dies, is recorded as failed; the
+others go on, and the sweep ends with :class:`SweepError` naming the failed trials.
+Running the same command again resumes them.
+
+Run directories must be on a filesystem every Ray node sees at the same path (see
+docs/scaling.md); trials get the resolved config, not the recipe path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from neurodeploy.errors import ConfigError, NeurodeployError
+from neurodeploy.sweep import SweepError
+from neurodeploy.sweep.spec import (
+    SweepSpec,
+    Trial,
+    read_trial,
+    trial_finished,
+    update_trial,
+    write_manifest,
+)
+from neurodeploy.train.config import TrainConfig
+
+ROLLOUT_SEED_OFFSET = 1000  # the SOP-counting episode uses seed + this (unlike eval seeds)
+
+
+@dataclass
+class SweepResult:
+    skipped: list[str] = field(default_factory=list)  # finished before this run
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # trial name -> reason
+
+
+# --- the trial: runs inside a Ray worker --------------------------------------------------
+
+
+def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict:
+    """Train one run directory to ``steps`` (resuming from its checkpoint), then summarise it.
+
+    ``trial.json`` records the attempts, the worker's host and pid, the step it resumed
+    from, the wall time, and the policy's cost per action (:func:`measure_policy`).
+    """
+    import torch
+
+    from neurodeploy.train.config import save_config
+    from neurodeploy.train.loop import train
+
+    torch.set_num_threads(max(1, threads))
+    cfg = TrainConfig.from_dict(cfg_dict, f"sweep trial {name}")
+    path = Path(run_dir)
+    if not (path / "config.toml").exists():
+        # A fresh trial: with the config in place, train(resume=True) starts from scratch
+        # when there is no checkpoint and resumes when there is one (trial.json may exist).
+        save_config(cfg, path / "config.toml")
+    attempts = int(read_trial(path).get("attempts", 0)) + 1
+    resumed_from = checkpoint_step(path)
+    start = time.time()
+    update_trial(
+        path,
+        name=name,
+        status="running",
+        attempts=attempts,
+        resumed_from_step=resumed_from,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started=start,
+        error=None,
+    )
+    train(cfg, path, resume=True, progress=False)
+    summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
+    return update_trial(path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary)
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The environment step of the run's checkpoint (0: none, or unreadable)."""
+    import torch
+
+    path = Path(run_dir) / "checkpoint" / "state.pt"
+    if not path.is_file():
+        return 0
+    try:  # mmap: only the counters are read, not the replay buffer
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["counters"]["step"])
+    except Exception:  # a corrupt checkpoint: train() itself reports it clearly
+        return 0
+
+
+def measure_policy(run_dir: Path, seed: int) -> dict:
+    """Cost per action of the trained policy, from one closed-loop episode in torch.
+
+    Spiking actor (populations p = encoder, hidden0, ..., output; T timesteps per action):
+
+        spikes_p   = spikes of population p per action, counted in the episode
+        SOP/action = sum over presynaptic p (all but the last) of spikes_p * fanout_p
+        fanout_p   = non-zero outgoing weights per neuron of p (the next layer's width
+                     for dense layers), as ``neurodeploy bench-energy`` counts them
+        rate_p     = spikes_p / (N_p * T)
+        firing rate = sum_{p != encoder} spikes_p / (sum_{p != encoder} N_p * T)
+
+    ANN actor: MACs/action = sum over its linear layers of in_features * out_features.
+    """
+    import torch
+
+    from neurodeploy.export.bundle import load_policy
+    from neurodeploy.hardware.energy import count_ops
+    from neurodeploy.hardware.runner import run_policy
+    from neurodeploy.snn import SpikingActor
+
+    actor, _ = load_policy(run_dir)
+    if not isinstance(actor, SpikingActor):
+        macs = sum(
+            m.in_features * m.out_features
+            for m in actor.modules()
+            if isinstance(m, torch.nn.Linear)
+        )
+        return {"sops_per_action": None, "firing_rate": None, "macs_per_action": int(macs)}
+    result = run_policy(run_dir, "torch", episodes=1, seed=seed)
+    T = actor.config.timesteps
+    weights = [layer.linear.weight.detach().numpy() for layer in actor.layers]
+    ops = count_ops(result.spikes_per_step, result.layer_sizes, weights, T + len(weights))
+    spikes, sizes = result.spikes_per_step, result.layer_sizes
+    return {
+        "sops_per_action": ops["sops"],
+        "firing_rate": sum(spikes[1:]) / (sum(sizes[1:]) * T),
+        "firing_rates": {
+            n: s / (size * T) for n, s, size in zip(result.layer_names, spikes, sizes, strict=True)
+        },
+        "macs_per_action": None,
+        "rollout_return": result.returns[0],
+    }
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_trial: float = 1,
+    retries: int = 0,
+    console: Console | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run the sweep's unfinished trials on Ray; raise :class:`SweepError` if any failed."""
+    console = console or Console(stderr=True)
+    if cpus_per_trial <= 0:
+        raise ConfigError(f"--cpus-per-trial must be positive, got {cpus_per_trial}")
+    if retries < 0:
+        raise ConfigError(f"--retries must be >= 0, got {retries}")
+    out = Path(out).resolve()
+    recipe_name, configs = spec.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, spec, recipe_name)
+
+    result = SweepResult()
+    pending: list[tuple[Trial, TrainConfig]] = []
+    for trial, cfg in configs:
+        if trial_finished(out / trial.name, cfg.steps):
+            result.skipped.append(trial.name)
+        else:
+            pending.append((trial, cfg))
+    console.print(
+        f"sweep {out}: {len(configs)} trials, {len(result.skipped)} finished before, "
+        f"{len(pending)} to run"
+    )
+    if pending:
+        ray, started = connect(address, num_cpus)
+        try:
+            _run_on_ray(ray, pending, out, cpus_per_trial, retries, result, console, progress)
+        finally:
+            if started:
+                ray.shutdown()
+    if result.failed:
+        names = "; ".join(f"{n} ({why})" for n, why in result.failed.items())
+        raise SweepError(
+            f"{len(result.failed)} of {len(configs)} trials failed: {names}. Their errors are "
+            f"in {out}/<trial>/trial.json; rerun the same command to resume them"
+        )
+    return result
+
+
+def _run_on_ray(ray, pending, out, cpus_per_trial, retries, result, console, progress) -> None:
+    remote = ray.remote(run_trial)
+    threads = max(1, int(cpus_per_trial))
+    refs = {}
+    for trial, cfg in pending:
+        run_dir = out / trial.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        update_trial(run_dir, name=trial.name, status="queued")
+        ref = remote.options(
+            num_cpus=cpus_per_trial, max_retries=retries, name=f"trial {trial.name}"
+        ).remote(cfg.to_dict(), str(run_dir), trial.name, threads)
+        refs[ref] = trial
+
+    total = len(result.skipped) + len(pending)
+    bar = Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        TextColumn("{task.fields[done]}/{task.total} done"),
+        TextColumn("{task.fields[running]} running"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+    )
+    task = bar.add_task(
+        "sweep",
+        total=total,
+        completed=len(result.skipped),
+        done=len(result.skipped),
+        running=0,
+        failed=0,
+    )
+    with bar:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+            for ref in ready:
+                trial = refs.pop(ref)
+                run_dir = out / trial.name
+                try:
+                    record = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    reason = failure_reason(exc)
+                    result.failed[trial.name] = reason
+                    update_trial(run_dir, status="failed", error=reason)
+                    bar.console.print(f"[red]failed[/red] {trial.name}: {reason}")
+                    continue
+                result.done.append(trial.name)
+                resumed = record.get("resumed_from_step", 0)
+                how = f", resumed from step {resumed:,}" if resumed else ""
+                bar.console.print(
+                    f"[green]done[/green] {trial.name} in {record.get('wall_s', 0):.0f} s{how}"
+                )
+            running = sum(
+                read_trial(out / t.name).get("status") == "running" for t in refs.values()
+            )
+            finished = len(result.skipped) + len(result.done)
+            bar.update(
+                task,
+                completed=finished + len(result.failed),
+                done=finished,
+                running=running,
+                failed=len(result.failed),
+            )
+
+
+def failure_reason(exc: Exception) -> str:
+    """One line for a failed Ray task: the trial's own error, or how its worker died."""
+    import ray
+
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, NeurodeployError):
+            return str(cause)
+        if cause is not None:
+            return f"{type(cause).__name__}: {cause}".splitlines()[0]
+    if isinstance(exc, ray.exceptions.WorkerCrashedError):
+        return "its worker process died (killed, or out of memory)"
+    if isinstance(exc, ray.exceptions.TaskCancelledError):
+        return "cancelled"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def connect(address: str | None, num_cpus: int | None):
+    """``(ray, started)``: a new local Ray with ``num_cpus`` CPUs, or the cluster at ``address``.
+
+    ``started`` says whether this call started Ray (then the caller shuts it down). An
+    already initialised Ray (e.g. in a notebook) is used as it is.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "neurodeploy sweep needs Ray: `pip install -e '.[sweep]'` (make install does it)"
+        ) from None
+    if ray.is_initialized():
+        return ray, False
+    quiet = {"logging_level": "WARNING", "log_to_driver": False}
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, **quiet)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"--address {address}: cannot join the Ray cluster ({first})"
+            ) from None
+        return ray, True  # shutdown() only disconnects from a cluster
+    if num_cpus is not None and num_cpus <= 0:
+        raise ConfigError(f"--num-cpus must be positive, got {num_cpus}")
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
+    return ray, True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (Ray itself retries for minutes) when nothing listens at HOST:PORT."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"--address {address!r}: expected HOST:PORT of the Ray head (e.g. 10.0.0.5:6379, "
+            "as printed by `ray start --head`), ray://HOST:10001, or auto"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start "
+            "one with `ray start --head` on that machine, or leave --address out to run "
+            "on this machine"
+        ) from None
