@@ -148,23 +148,22 @@ def test_apg_of_pt_lif_against_ann_is_the_papers():
 
 def test_report_on_a_table1_fixture(tmp_path):
     """Run directories in the real format whose best evaluation is the paper's return."""
-    spec = SweepSpec(None, [0, 1], {"env": ENVS, "neuron": ["lif", "ann"]}, {"steps": 3000})
+    methods = parse_grid(["algo:neuron=pt-td3:lif,td3:ann"])  # PT-LIF and ANN TD3, linked
+    spec = SweepSpec(None, [0, 1], {"env": ENVS, **methods}, {"steps": 3000})
     write_manifest(tmp_path, spec, "table1")
     for trial in spec.trials():
         run_dir = tmp_path / trial.name
         env, neuron = trial.point["env"], trial.point["neuron"]
         best = (PT_LIF if neuron == "lif" else ANN)[env] + (50 if trial.seed else -50)
-        save_config(
-            TrainConfig(env=env, neuron=neuron, steps=3000, seed=trial.seed),
-            run_dir / "config.toml",
-        )
+        cfg = TrainConfig(env=env, algo=trial.point["algo"], neuron=neuron, steps=3000)
+        save_config(cfg, run_dir / "config.toml")
         rows = [(1000, 0.5 * best), (2000, best), (3000, 0.9 * best)]
         (run_dir / "metrics.csv").write_text(
             "step,episode_return,eval_return_mean,eval_return_std,steps_per_s\n"
             + "".join(f"{s},{r},{r},1.0,100\n" for s, r in rows)
         )
     out = subprocess.run(
-        [NEURODEPLOY, "report", str(tmp_path), "--baseline", "neuron=ann"],
+        [NEURODEPLOY, "report", str(tmp_path), "--baseline", "algo=td3,neuron=ann"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -172,15 +171,16 @@ def test_report_on_a_table1_fixture(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     (method,) = report["apg"]["methods"]
-    assert method["method"] == "neuron=lif" and round(method["apg_percent"], 2) == 5.83
+    assert method["method"] == "algo=pt-td3,neuron=lif"
+    assert round(method["apg_percent"], 2) == 5.83
     assert method["ratios"]["env=Hopper-v4"] == pytest.approx(3385 / 3410)
     groups = {g["label"]: g for g in report["groups"]}
-    hopper = groups["env=Hopper-v4,neuron=lif"]
+    hopper = groups["env=Hopper-v4,algo=pt-td3,neuron=lif"]
     assert hopper["max_avg_return"]["mean"] == pytest.approx(3385)
     assert hopper["max_avg_return"]["std"] == pytest.approx(50)
     assert hopper["final_return"]["mean"] == pytest.approx(0.9 * 3385)
     md = (tmp_path / "report.md").read_text()
-    assert "+5.83 %" in md and "| neuron=lif | 9348 ± 50 | 5383 ± 50 |" in md
+    assert "+5.83 %" in md and "| algo=pt-td3,neuron=lif | 9348 ± 50 | 5383 ± 50 |" in md
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
@@ -207,6 +207,11 @@ def test_seeds_and_grid_syntax():
         parse_grid(["seed=1,2"])
     with pytest.raises(ConfigError, match="KEY=V1,V2"):
         parse_grid(["neuron"])
+    linked = parse_grid(["algo:neuron=pt-td3:lif,td3:ann", "env=Hopper-v4,Ant-v4"])
+    points = SweepSpec("pendulum", [0], linked).points()
+    assert points[1] == {"algo": "pt-td3", "neuron": "lif", "env": "Ant-v4"} and len(points) == 4
+    with pytest.raises(ConfigError, match="needs 2 value"):
+        parse_grid(["algo:neuron=pt-td3:lif,td3"])
     with pytest.raises(ConfigError, match="neuron must be one of"):
         SweepSpec("pendulum", [0], parse_grid(["neuron=lif,lfi"])).resolve()
 

@@ -36,7 +36,16 @@ import numpy as np
 
 from neurodeploy.errors import ConfigError
 from neurodeploy.sweep import SweepError
-from neurodeploy.sweep.spec import format_value, point_label, read_manifest, read_trial, toml_value
+from neurodeploy.sweep.spec import (
+    format_value,
+    grid_keys,
+    grid_points,
+    point_label,
+    read_manifest,
+    read_trial,
+    split_values,
+    toml_value,
+)
 from neurodeploy.train.checkpoint import atomic_write_bytes
 
 REPORT_FORMAT = "neurodeploy-sweep-report/1"
@@ -128,20 +137,36 @@ def stats(values: list[float | None]) -> dict | None:
     }
 
 
-def parse_baseline(text: str, grid: dict[str, list]) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--baseline {text!r}: expected KEY=VALUE of the grid, e.g. neuron=ann")
-    if key not in grid:
-        keys = ", ".join(grid) or "none (the sweep has no --grid)"
-        raise ConfigError(f"--baseline {text!r}: {key!r} is not a grid key of this sweep ({keys})")
-    value = toml_value(raw.strip())
-    for candidate in grid[key]:
-        if candidate == value or format_value(candidate) == format_value(value):
-            return key, candidate
-    values = ", ".join(format_value(v) for v in grid[key])
-    raise ConfigError(f"--baseline {text!r}: {key} has no value {raw.strip()!r} ({values})")
+def parse_baseline(text: str, grid: dict[str, list]) -> dict[str, Any]:
+    """``"neuron=ann"`` or ``"algo=td3,neuron=ann"`` -> the grid values it names."""
+    points = grid_points(grid)
+    base: dict[str, Any] = {}
+    for pair in split_values(text):
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--baseline {text!r}: expected KEY=VALUE of the grid, e.g. neuron=ann"
+            )
+        if key not in grid_keys(grid):
+            keys = ", ".join(grid_keys(grid)) or "none (the sweep has no --grid)"
+            raise ConfigError(
+                f"--baseline {text!r}: {key!r} is not a grid key of this sweep ({keys})"
+            )
+        known = {format_value(p[key]): p[key] for p in points}
+        value = format_value(toml_value(raw.strip()))
+        if value not in known:
+            raise ConfigError(
+                f"--baseline {text!r}: {key} has no value {raw.strip()!r} ({', '.join(known)})"
+            )
+        base[key] = known[value]
+    if not any(_matches(p, base) for p in points):
+        raise ConfigError(f"--baseline {text!r}: no grid point has all of these values")
+    return base
+
+
+def _matches(point: dict[str, Any], values: dict[str, Any]) -> bool:
+    return all(format_value(point[k]) == format_value(v) for k, v in values.items())
 
 
 def build_report(sweep_dir: Path, baseline: str | None = None) -> tuple[dict, list[TrialRun]]:
@@ -189,35 +214,35 @@ def build_report(sweep_dir: Path, baseline: str | None = None) -> tuple[dict, li
         "overrides": manifest.get("overrides", {}),
         "groups": rows,
         "unfinished": [r.name for r in runs if not r.finished],
-        "apg": apg_table(rows, *base) if base else None,
+        "apg": apg_table(rows, base) if base else None,
     }
     return report, runs
 
 
-def apg_table(rows: list[dict], key: str, base_value: Any) -> dict:
-    """APG of every other value of ``key`` against ``key = base_value``, matched on the rest."""
+def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
+    """APG of every other value of the baseline keys against ``base``, matched on the rest."""
 
     def context(point: dict) -> str:
-        return point_label({k: v for k, v in point.items() if k != key}) or "(all)"
+        return point_label({k: v for k, v in point.items() if k not in base}) or "(all)"
 
     baseline = {
         context(r["point"]): r["max_avg_return"]["mean"]
         for r in rows
-        if r["point"][key] == base_value and r["max_avg_return"]
+        if _matches(r["point"], base) and r["max_avg_return"]
     }
     methods: dict[str, dict] = {}
     for r in rows:
-        if r["point"][key] == base_value or not r["max_avg_return"]:
+        if _matches(r["point"], base) or not r["max_avg_return"]:
             continue
-        name = f"{key}={format_value(r['point'][key])}"
+        name = point_label({k: r["point"][k] for k in base})
         ctx = context(r["point"])
         if ctx in baseline:
             methods.setdefault(name, {})[ctx] = r["max_avg_return"]["mean"]
     out = []
     for name, by_ctx in methods.items():
-        base = {c: baseline[c] for c in by_ctx}
+        matched = {c: baseline[c] for c in by_ctx}
         try:
-            value, note = apg(by_ctx, base), None
+            value, note = apg(by_ctx, matched), None
         except ValueError as exc:
             value, note = None, str(exc)
         out.append(
@@ -225,15 +250,23 @@ def apg_table(rows: list[dict], key: str, base_value: Any) -> dict:
                 "method": name,
                 "apg": value,
                 "apg_percent": None if value is None else 100 * value,
-                "ratios": {c: by_ctx[c] / base[c] if base[c] else None for c in by_ctx},
+                "ratios": {c: by_ctx[c] / matched[c] if matched[c] else None for c in by_ctx},
                 "note": note,
             }
         )
-    return {
-        "baseline": f"{key}={format_value(base_value)}",
-        "metric": "max_avg_return",
-        "methods": out,
-    }
+    return {"baseline": point_label(base), "metric": "max_avg_return", "methods": out}
+
+
+def _grid_value(key: str, value: Any) -> str:
+    if ":" in key:  # linked keys: one value per key
+        return ":".join(format_value(v) for v in value)
+    return format_value(value)
+
+
+def _envs(report: dict) -> list[str]:
+    """The environments the grid sweeps, in order (empty when ``env`` is not a grid key)."""
+    envs = [str(g["point"]["env"]) for g in report["groups"] if "env" in g["point"]]
+    return list(dict.fromkeys(envs))
 
 
 # --- Markdown and the plot -------------------------------------------------------------------
@@ -248,8 +281,8 @@ def _pm(s: dict | None, spec: str = "{:.1f}", scale: float = 1.0, unit: str = ""
 
 
 def markdown(report: dict) -> str:
-    grid = ", ".join(
-        f"{k} = {', '.join(format_value(v) for v in vs)}" for k, vs in report["grid"].items()
+    grid = "; ".join(
+        f"{k} = {', '.join(_grid_value(k, v) for v in vs)}" for k, vs in report["grid"].items()
     )
     lines = [
         f"# Sweep report: {report['recipe']}",
@@ -269,7 +302,7 @@ def markdown(report: dict) -> str:
             f"{_pm(r['max_avg_return'])} | {_pm(r['firing_rate'], '{:.1f}', 100, ' %')} | "
             f"{_pm(r['sops_per_action'], '{:.0f}')} | {_pm(r['macs_per_action'], '{:.0f}')} |"
         )
-    if "env" in report["grid"]:
+    if _envs(report):
         lines += ["", *_env_table(report)]
     if report["apg"]:
         a = report["apg"]
@@ -304,11 +337,11 @@ def markdown(report: dict) -> str:
 
 def _env_table(report: dict) -> list[str]:
     """Table 1 layout: one row per method (the other grid keys), one column per env."""
-    envs = report["grid"]["env"]
+    envs = _envs(report)
     methods: dict[str, dict] = {}
     for r in report["groups"]:
         rest = point_label({k: v for k, v in r["point"].items() if k != "env"}) or "(all)"
-        methods.setdefault(rest, {})[r["point"]["env"]] = r["max_avg_return"]
+        methods.setdefault(rest, {})[str(r["point"]["env"])] = r["max_avg_return"]
     head = "| method | " + " | ".join(map(str, envs)) + " |"
     lines = ["## Max average return per environment", "", head, "|---" * (len(envs) + 1) + "|"]
     for name, by_env in methods.items():
@@ -323,8 +356,11 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [str(e) for e in report["grid"].get("env", [])] or [""]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    panels = _envs(report) or [""]
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    axes = axes.ravel()
     for row in report["groups"]:
         done = [r for r in runs if r.finished and point_label(r.point) == point_label(row["point"])]
         if not done:
@@ -336,11 +372,13 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
                 grid[i, steps.index(s)] = v
         mean, std = np.nanmean(grid, axis=0), np.nanstd(grid, axis=0)
         env = str(row["point"].get("env", ""))
-        ax = axes[0][panels.index(env) if env in panels else 0]
+        ax = axes[panels.index(env) if env in panels else 0]
         label = point_label({k: v for k, v in row["point"].items() if k != "env"}) or "all"
         (line,) = ax.plot(steps, mean, label=f"{label} (n={len(done)})")
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    for ax, title in zip(axes[0], panels, strict=True):
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, title in zip(axes, panels, strict=False):
         ax.set_title(title or str(report["recipe"]))
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval return")

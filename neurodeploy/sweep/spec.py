@@ -9,8 +9,9 @@ A sweep runs the cross product ``grid points x seeds``. With ``--grid neuron=lif
     OUT/neuron=ann/seed0/
     OUT/neuron=ann/seed1/
 
-Several grid keys join with commas (``OUT/env=Hopper-v4,neuron=lif/seed0``); without a
-grid the trials are ``OUT/seed<N>``. ``trial.json`` is the sweep's bookkeeping (status,
+Several grid keys join with commas (``OUT/env=Hopper-v4,neuron=lif/seed0``); linked keys
+(``--grid algo:neuron=pt-td3:lif,td3:ann``) vary together; without a grid the trials are
+``OUT/seed<N>``. ``trial.json`` is the sweep's bookkeeping (status,
 attempts, resumed-from step, SOPs per action); everything else is what
 ``neurodeploy train --out DIR`` writes, so ``export``, ``run`` and ``bench-energy`` work on
 every trial.
@@ -50,7 +51,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _split_values(raw: str) -> list[str]:
+def split_values(raw: str) -> list[str]:
     """Split on commas that are not inside [...] or quotes: ``[64,64],[256,256]`` -> 2 items."""
     items, depth, quote, current = [], 0, "", ""
     for ch in raw:
@@ -84,7 +85,12 @@ def config_keys() -> set[str]:
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["neuron=lif,ann", "actor_lr=3e-4,1e-3"]`` -> {"neuron": ["lif", "ann"], ...}."""
+    """``["neuron=lif,ann", "actor_lr=3e-4,1e-3"]`` -> {"neuron": ["lif", "ann"], ...}.
+
+    Linked keys vary together instead of crossing: ``algo:neuron=pt-td3:lif,td3:ann``
+    gives two points (pt-td3 with lif, td3 with ann), stored as
+    ``{"algo:neuron": [["pt-td3", "lif"], ["td3", "ann"]]}``.
+    """
     grid: dict[str, list[Any]] = {}
     known = config_keys()
     for item in items:
@@ -92,22 +98,47 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         key = key.strip()
         if not sep or not key or not raw.strip():
             raise ConfigError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. neuron=lif,ann)")
-        if key == "seed":
-            raise ConfigError("--grid seed=...: seeds are swept with --seeds (e.g. --seeds 0-4)")
-        if key not in known:
-            raise ConfigError(
-                f"--grid {item!r}: unknown option {key!r}; it must be a training option "
-                f"(see docs/training.md), e.g. neuron, algo, env, actor_lr, hidden"
-            )
-        if key in grid:
-            raise ConfigError(f"--grid {key}=... is given twice; list all values in one --grid")
-        values = [toml_value(v) for v in _split_values(raw)]
-        if any(v == "" for v in values):
-            raise ConfigError(f"--grid {item!r}: an empty value (stray comma?)")
+        keys = [k.strip() for k in key.split(":")]
+        for k in keys:
+            if k == "seed":
+                raise ConfigError("--grid seed=...: seeds are swept with --seeds (e.g. 0-4)")
+            if k not in known:
+                raise ConfigError(
+                    f"--grid {item!r}: unknown option {k!r}; it must be a training option "
+                    f"(see docs/training.md), e.g. neuron, algo, env, actor_lr, hidden"
+                )
+            if k in grid_keys(grid) or keys.count(k) > 1:
+                raise ConfigError(f"--grid {k}=... is given twice; list all values in one --grid")
+        values: list[Any] = []
+        for raw_value in split_values(raw):
+            parts = [raw_value] if len(keys) == 1 else raw_value.split(":")
+            if len(parts) != len(keys) or any(p.strip() == "" for p in parts):
+                raise ConfigError(
+                    f"--grid {item!r}: {raw_value!r} needs {len(keys)} value(s) joined by ':'"
+                    if len(keys) > 1
+                    else f"--grid {item!r}: an empty value (stray comma?)"
+                )
+            parsed = [toml_value(p.strip()) for p in parts]
+            values.append(parsed[0] if len(keys) == 1 else parsed)
         if len({json.dumps(v) for v in values}) != len(values):
             raise ConfigError(f"--grid {item!r}: a value is listed twice")
-        grid[key] = values
+        grid[":".join(keys)] = values
     return grid
+
+
+def grid_keys(grid: dict[str, list[Any]]) -> list[str]:
+    """The training options a grid sets, linked keys split: ``algo:neuron`` -> algo, neuron."""
+    return [k for key in grid for k in key.split(":")]
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid's cross product, first key outermost (in the order the keys were given)."""
+    points: list[dict[str, Any]] = [{}]
+    for key, values in grid.items():
+        keys = key.split(":")
+        assign = [dict(zip(keys, v, strict=True)) if len(keys) > 1 else {key: v} for v in values]
+        points = [{**p, **a} for p in points for a in assign]
+    return points
 
 
 def format_value(value: Any) -> str:
@@ -164,16 +195,12 @@ class SweepSpec:
         unknown = sorted(set(self.overrides) - config_keys())
         if unknown:
             raise ConfigError(f"--set: unknown option(s) {', '.join(unknown)}")
-        both = sorted(set(self.overrides) & set(self.grid))
+        both = sorted(set(self.overrides) & set(grid_keys(self.grid)))
         if both:
             raise ConfigError(f"{', '.join(both)} is given by both --set and --grid; keep one")
 
     def points(self) -> list[dict[str, Any]]:
-        """The grid's cross product, first key outermost (in the order the keys were given)."""
-        points: list[dict[str, Any]] = [{}]
-        for key, values in self.grid.items():
-            points = [{**p, key: v} for p in points for v in values]
-        return points
+        return grid_points(self.grid)
 
     def trials(self) -> list[Trial]:
         trials = [Trial(p, s) for p in self.points() for s in self.seeds]
