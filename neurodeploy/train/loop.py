@@ -6,6 +6,8 @@ flight, so the checkpoint holds everything the future depends on: networks,
 optimisers, replay buffer, the numpy and torch RNG states, the environment's RNG,
 the slope schedule and the counters. A run killed at any point and resumed
 therefore produces the same final weights, bit for bit, as an uninterrupted run.
+At a step that both evaluates and checkpoints, the evaluation row is logged first, so
+a kill between the two never loses it.
 """
 
 from __future__ import annotations
@@ -238,25 +240,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 agent.schedule.step()
                 _apply_slope(agent)
 
-            if terminated or truncated:
-                agent.buffer.end_episode()
-                agent.schedule.observe_return(episode_return)
-                _apply_slope(agent)
-                if hasattr(agent.td3, "bc_weight"):
-                    agent.td3.bc_weight *= cfg.bc_decay
-                state["episodes"] += 1
-                state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
-                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-                    _checkpoint(run_dir, agent, rng, env, state)
-                    last_ckpt = step
-                set_curriculum(env, cfg, step / cfg.steps)
-                share = _guide_share(cfg, step)
-                obs, info = env.reset()
-                agent.actor.reset()
-                if guide is not None:
-                    guide.reset()
-                check_observation(obs, cfg.env, step)
-
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
                 returns, rates = evaluate(
@@ -280,6 +263,25 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                     {**policy_payload(agent.actor), "env": cfg.env}, run_dir / "policy.pt"
                 )
                 tick, tick_step = time.perf_counter(), step
+            if terminated or truncated:
+                agent.buffer.end_episode()
+                agent.schedule.observe_return(episode_return)
+                _apply_slope(agent)
+                if hasattr(agent.td3, "bc_weight"):
+                    agent.td3.bc_weight *= cfg.bc_decay
+                state["episodes"] += 1
+                state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
+                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
+                    _checkpoint(run_dir, agent, rng, env, state)
+                    last_ckpt = step
+                set_curriculum(env, cfg, step / cfg.steps)
+                share = _guide_share(cfg, step)
+                obs, info = env.reset()
+                agent.actor.reset()
+                if guide is not None:
+                    guide.reset()
+                check_observation(obs, cfg.env, step)
+
             bar.update(
                 task,
                 completed=step,
