@@ -27,3 +27,7 @@ class BundleError(NeurodeployError):
 
 class StackError(NeurodeployError):
     """A part of the software stack (Lava, lava-dl, ...) is missing or broken."""
+
+
+class SweepError(NeurodeployError):
+    """A sweep had failed trials, or a sweep directory cannot be reported."""

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodeploy.errors import ConfigError
-from neurodeploy.sweep import SweepError
+from neurodeploy.errors import ConfigError, SweepError
 from neurodeploy.sweep.report import apg, write_report
 from neurodeploy.sweep.runner import check_reachable
 from neurodeploy.sweep.spec import SweepSpec, parse_grid, parse_seeds, read_trial, write_manifest

@@ -9,9 +9,3 @@
 
 See ``docs/scaling.md``.
 """
-
-from neurodeploy.errors import NeurodeployError
-
-
-class SweepError(NeurodeployError):
-    """A sweep had failed trials, or a sweep directory cannot be reported."""

@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from neurodeploy.errors import ConfigError
-from neurodeploy.sweep import SweepError
+from neurodeploy.errors import ConfigError, SweepError
 from neurodeploy.sweep.spec import (
     format_value,
     grid_keys,

@@ -24,8 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from neurodeploy.errors import ConfigError, NeurodeployError
-from neurodeploy.sweep import SweepError
+from neurodeploy.errors import ConfigError, NeurodeployError, SweepError
 from neurodeploy.sweep.spec import (
     SweepSpec,
     Trial,
