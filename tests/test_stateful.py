@@ -79,8 +79,9 @@ def stateful_config(**kw) -> TrainConfig:
     values = dict(
         env="Pendulum-v1", mode="stateful", timesteps=1, hidden=[24, 16], decoder="linear",
         decay=0.9, synaptic_delay=True, sequence_length=20, sequence_stride=10, burn_in=8,
-        batch_size=4, proxy_hidden=[32, 32], start_steps=200, steps=600, eval_every=300,
-        eval_episodes=1, checkpoint_every=200, update_every=2, surrogate="fast_sigmoid",
+        batch_size=4, proxy_hidden=[32, 32], critic_hidden=64, start_steps=200, steps=600,
+        eval_every=300, eval_episodes=1, checkpoint_every=200, update_every=2,
+        surrogate="fast_sigmoid",
     )  # fmt: skip
     values.update(kw)
     return TrainConfig(**values)

@@ -48,6 +48,7 @@ class TrainConfig:
     proxy_lr: float = 0.0  # 0: per-neuron default
     proxy_steps: int = 0  # K; 0: per-neuron default
     hidden: list[int] = field(default_factory=lambda: [256, 256])
+    critic_hidden: int = 256  # width of both hidden layers of each twin critic
     timesteps: int = 5
     population: int = 10
     surrogate: str = "rect"

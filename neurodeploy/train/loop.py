@@ -79,7 +79,7 @@ class Agent:
         torch.manual_seed(cfg.seed)
         a_cfg = actor_config(cfg, env)
         actor = build_actor(a_cfg)
-        critic = Critic(a_cfg.obs_dim, a_cfg.act_dim)
+        critic = Critic(a_cfg.obs_dim, a_cfg.act_dim, cfg.critic_hidden)
         proxy = None
         if cfg.algo == "pt-td3":
             proxy = AnnActor(
