@@ -9,6 +9,13 @@ import numpy as np
 
 from neurodeploy.errors import EnvError
 
+if "neurodeploy/QuadHover-v0" not in gym.envs.registry:
+    gym.register(
+        id="neurodeploy/QuadHover-v0",
+        entry_point="neurodeploy.envs.quad_hover:QuadHoverEnv",
+        max_episode_steps=500,
+    )
+
 
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     """``gym.make`` with errors a user can act on; checks the spaces a TD3 actor needs."""
