@@ -155,17 +155,14 @@ class QuadHoverEnv(gym.Env):
         """The noise-free 18-vector: position, rotation (row-major), velocity, body rates."""
         return np.array(self.p + self.R + self.v + self.w, np.float32)
 
-    def _observe(self, state: np.ndarray) -> np.ndarray:
+    def _outputs(self) -> tuple[np.ndarray, dict]:
+        """Observation and info; ``info["privileged"]`` is the true state + rotor speeds."""
+        motors = [r / RPM_MAX for r in self.rpm]
+        privileged = np.array(self.p + self.R + self.v + self.w + motors, np.float32)
+        obs = privileged[:18].copy()
         if self.obs_noise:
-            return state + self.np_random.normal(0.0, self.obs_noise, 18).astype(np.float32)
-        return state.copy()
-
-    def _info(self, state: np.ndarray) -> dict:
-        motors = np.array(self.rpm, np.float32) / np.float32(RPM_MAX)
-        return {
-            "privileged": np.concatenate([state, motors]),
-            "coefficients": dict(self.coefficients),
-        }
+            obs += self.np_random.normal(0.0, self.obs_noise, 18).astype(np.float32)
+        return obs, {"privileged": privileged, "coefficients": dict(self.coefficients)}
 
     # -- gymnasium API ----------------------------------------------------------------
 
@@ -182,8 +179,7 @@ class QuadHoverEnv(gym.Env):
         )  # fmt: skip
         self.set_curriculum(self._progress)
         self._queue = deque([[HOVER_COMMAND] * 4] * self.action_delay)
-        state = self.state()
-        return self._observe(state), self._info(state)
+        return self._outputs()
 
     def step(self, action):
         action = [min(1.0, max(-1.0, float(a))) for a in action]
@@ -206,8 +202,8 @@ class QuadHoverEnv(gym.Env):
             - c["C_a"] * action_error
         )
         terminated = px * px + py * py + pz * pz > BOUND * BOUND
-        state = self.state()
-        return self._observe(state), reward, terminated, False, self._info(state)
+        obs, info = self._outputs()
+        return obs, reward, terminated, False, info
 
     def _integrate(self, target: list[float], h: float) -> None:
         """One sub-step of ``h`` seconds (scalar maths: a step must cost microseconds)."""

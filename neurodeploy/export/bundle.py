@@ -111,8 +111,10 @@ def _codec(actor: SpikingActor) -> dict:
     if actor.encoder is not None:
         codec["encoder_params"] = {
             "squash": "tanh",
-            "threshold": 0.999,
-            "neuron": "deterministic integrate-and-fire",
+            "threshold": 0.5 if actor.encoder.place else 0.999,
+            "neuron": "threshold (place code)"
+            if actor.encoder.place
+            else "deterministic integrate-and-fire",
             "mean": actor.encoder.mean.detach().tolist(),
             "std": actor.encoder.std.detach().tolist(),
         }

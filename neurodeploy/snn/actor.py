@@ -32,7 +32,7 @@ class ActorConfig:
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     timesteps: int = 5  # SNN timesteps per action
     mode: str = "reset"  # reset: state cleared every action; stateful: carried across actions
-    encoder: str = "population"  # population | direct (obs as input current)
+    encoder: str = "population"  # population | place (population, no integration) | direct
     decoder: str = "population"  # population | linear (readout of the last hidden layer)
     pop_in: int = 10
     pop_out: int = 10
@@ -48,7 +48,10 @@ class ActorConfig:
         checks = [
             (self.kind in ("snn", "ann"), f"actor kind must be 'snn' or 'ann', not {self.kind!r}"),
             (self.mode in MODES, f"actor mode must be one of {MODES}, not {self.mode!r}"),
-            (self.encoder in ("population", "direct"), f"unknown encoder {self.encoder!r}"),
+            (
+                self.encoder in ("population", "place", "direct"),
+                f"unknown encoder {self.encoder!r}",
+            ),
             (self.decoder in ("population", "linear"), f"unknown decoder {self.decoder!r}"),
             (self.timesteps >= 1, "timesteps must be >= 1"),
             (
@@ -124,10 +127,11 @@ class SpikingActor(nn.Module):
     def __init__(self, config: ActorConfig):
         super().__init__()
         self.config = config
-        if config.encoder == "population":
+        if config.encoder in ("population", "place"):
             self.encoder = PopulationEncoder(
-                config.obs_dim, config.pop_in, config.encoder_mean_range, config.encoder_std
-            )
+                config.obs_dim, config.pop_in, config.encoder_mean_range, config.encoder_std,
+                place=config.encoder == "place",
+            )  # fmt: skip
             n_in = self.encoder.size
         else:
             self.encoder = None

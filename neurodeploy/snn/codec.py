@@ -9,6 +9,7 @@ from torch import nn
 
 ENCODER_THRESHOLD = 0.999
 ENCODER_STD = math.sqrt(0.05)
+PLACE_THRESHOLD = 0.5
 
 
 class _StraightThroughSpike(torch.autograd.Function):
@@ -28,11 +29,16 @@ class PopulationEncoder(nn.Module):
     spaced in ``mean_range``) and stds. Activation ``A = exp(-(x - mu)^2 / (2 std^2))``
     is integrated every timestep; a neuron spikes when its potential exceeds
     0.999 and then subtracts 0.999. The spike has a straight-through gradient.
+
+    ``place=True`` (stateful controllers): no integration; a neuron spikes at every
+    step while its activation exceeds 0.5, so the active receptive fields mark where
+    the observation is, without the rate code's step-to-step jitter.
     """
 
-    def __init__(self, obs_dim: int, pop: int = 10, mean_range=(-1.0, 1.0), std=ENCODER_STD):
+    def __init__(self, obs_dim: int, pop: int = 10, mean_range=(-1.0, 1.0), std=ENCODER_STD,
+                 place: bool = False):  # fmt: skip
         super().__init__()
-        self.obs_dim, self.pop = obs_dim, pop
+        self.obs_dim, self.pop, self.place = obs_dim, pop, place
         means = torch.linspace(mean_range[0], mean_range[1], pop).repeat(obs_dim, 1)
         self.mean = nn.Parameter(means)
         self.std = nn.Parameter(torch.full((obs_dim, pop), float(std)))
@@ -49,6 +55,9 @@ class PopulationEncoder(nn.Module):
     def forward(self, obs: torch.Tensor, timesteps: int, v: torch.Tensor | None = None):
         """obs [L, B, obs_dim] -> spikes [L*T, B, obs_dim*pop] and the final potential."""
         act = self.activation(obs)
+        if self.place:
+            s = act + ((act > PLACE_THRESHOLD).to(act.dtype) - act).detach()  # straight through
+            return s.repeat_interleave(timesteps, dim=0), v
         if v is None:
             v = torch.zeros_like(act[0])
         if not torch.is_grad_enabled() and not torch.jit.is_tracing():
