@@ -113,19 +113,37 @@ def test_stateful_training_logs_slope_and_resumes_exactly(tmp_path, algo):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_guided_run_trains_its_guide_then_clones_and_hands_over(tmp_path):
-    cfg = stateful_config(guide_steps=400, guide_share_start=150, guide_share_step=50,
+def test_guided_quad_run_trains_its_guide_then_clones_and_hands_over(tmp_path):
+    quad = dict(env="neurodeploy/QuadHover-v0", hidden=[32, 16], eval_every=600, steps=600)
+    cfg = stateful_config(**quad, guide_steps=400, guide_share_start=150, guide_share_step=50,
                           guide_round_steps=200, bc_weight=0.2, q_alpha=2.5)  # fmt: skip
     run = train(cfg, tmp_path / "guided", progress=False)
-    assert (run / "guide" / "policy.pt").exists()  # an ordinary run directory
+    guide_cfg = (run / "guide" / "config.toml").read_text()
+    assert 'observation = "privileged"' in guide_cfg  # an ordinary run directory
     rows = (run / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     last = rows[-1].split(",")
     assert float(last[header.index("bc_loss")]) >= 0
-    assert float(last[header.index("guide_share")]) == guide_share(cfg, 600)
+    share = float(last[header.index("guide_share")])  # the share of the episode in flight
+    assert share in {guide_share(cfg, step) for step in range(600)} and share < 150
     assert guide_share(cfg, 200) == 150 and guide_share(cfg, 10_000) == cfg.burn_in
-    bc = train(stateful_config(algo="bc", guide=str(run / "guide")), tmp_path / "bc", False, False)
+    bc_cfg = stateful_config(**quad, algo="bc", guide=str(run / "guide"))
+    bc = train(bc_cfg, tmp_path / "bc", progress=False)
     assert "actor_loss" in (bc / "metrics.csv").read_text()
+
+
+def test_privileged_observation_appends_the_action_history():
+    from neurodeploy.envs import make_env
+    from neurodeploy.envs.privileged import PrivilegedObservation
+
+    env = PrivilegedObservation(make_env("neurodeploy/QuadHover-v0"), history=2)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (22 + 8,) and np.array_equal(obs[:22], info["privileged"])
+    assert not obs[22:].any()
+    a, b = np.full(4, 0.1, np.float32), np.full(4, -0.2, np.float32)
+    env.step(a)
+    obs, *_ = env.step(b)
+    assert np.allclose(obs[22:26], b) and np.allclose(obs[26:30], a)  # newest first
 
 
 @pytest.fixture(scope="module")
