@@ -14,6 +14,7 @@ the last 100 steps of each episode (a crash keeps its last position until step 5
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from returns import eval_curve  # noqa: E402
 
 from neurodeploy.export.bundle import export_bundle  # noqa: E402
 from neurodeploy.hardware.runner import run_policy  # noqa: E402
-from neurodeploy.train.config import resolve  # noqa: E402
+from neurodeploy.train.config import read_config, resolve  # noqa: E402
+from neurodeploy.train.guide import guide_config  # noqa: E402
 from neurodeploy.train.loop import train  # noqa: E402
 
 METHODS = ("guided", "td3", "bc")
@@ -33,17 +35,31 @@ EPISODE = 500
 TAIL = 100
 
 
-def config(method: str, seed: int, runs: Path, steps: int | None, guide_steps: int | None):
+def config(method: str, seed: int, runs: Path, steps: int | None):
     overrides: dict = {"seed": seed}
     if steps:
         overrides["steps"] = steps
     if method == "td3":
         return resolve("quad-hover-td3", overrides)[0]
-    if guide_steps:
-        overrides["guide_steps"] = guide_steps
+    overrides.update(guide=str(runs / f"guide-s{seed}"), guide_steps=0)
     if method == "bc":
-        overrides.update(algo="bc", guide=str(runs / f"guided-s{seed}" / "guide"), guide_steps=0)
+        overrides["algo"] = "bc"
     return resolve("quad-hover-guided", overrides)[0]
+
+
+def finished(run: Path, steps: int) -> bool:
+    metrics = run / "metrics.csv"
+    return metrics.exists() and eval_curve(metrics)[-1][0] >= steps
+
+
+def train_guide(runs: Path, seed: int, guide_steps: int | None) -> None:
+    """The guide of ``seed``: the guided recipe's guide config, trained in RUNS/guide-s<seed>."""
+    cfg = guide_config(resolve("quad-hover-guided", {"seed": seed})[0])
+    if guide_steps:
+        cfg = dataclasses.replace(cfg, steps=guide_steps)
+    out = runs / f"guide-s{seed}"
+    if not finished(out, cfg.steps):
+        train(cfg, out, (out / "config.toml").exists(), progress=False)
 
 
 def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float]:
@@ -71,18 +87,23 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--steps", type=int, help="SNN steps (default: the recipe's)")
     parser.add_argument("--guide-steps", type=int, help="guide steps (default: the recipe's)")
+    parser.add_argument("--guide-only", action="store_true", help="train the guides, stop")
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
+    if args.guide_only:
+        for seed in seeds:
+            train_guide(args.runs, seed, args.guide_steps)
+        return
     rows = []
     for method in methods:
         for seed in seeds:
-            cfg = config(method, seed, args.runs, args.steps, args.guide_steps)
+            if args.train and method != "td3":
+                train_guide(args.runs, seed, args.guide_steps)
+            cfg = config(method, seed, args.runs, args.steps)
             out = args.runs / f"{method}-s{seed}"
-            done = (out / "metrics.csv").exists() and eval_curve(out / "metrics.csv")[-1][
-                0
-            ] >= cfg.steps
+            done = finished(out, cfg.steps)
             if not done and args.train:
                 train(cfg, out, (out / "config.toml").exists(), progress=False)
                 done = True
@@ -93,7 +114,9 @@ def main():
                 export_bundle(out, "loihi2", bundle, observations=200)
             ret, err = hover_error(out, "torch", args.episodes)
             ret_chip, err_chip = hover_error(bundle, "loihi2-sim", args.episodes)
-            budget = f"{cfg.steps:,}" + (f" + guide {cfg.guide_steps:,}" if cfg.guide_steps else "")
+            budget = f"{cfg.steps:,}"
+            if cfg.guide:
+                budget += f" + guide {read_config(Path(cfg.guide) / 'config.toml').steps:,}"
             rows.append((method, seed, budget, ret, err, ret_chip, err_chip))
     lines = [
         "| method | seed | budget (steps) | return (torch) | hover error m (torch) | "

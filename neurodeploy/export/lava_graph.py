@@ -107,9 +107,7 @@ class LavaNetwork:
             if self.stateful:
                 lif = lif_process.LIF(**lif_kw)
             else:  # zero u, v at the start of this layer's window
-                lif = lif_process.LIFReset(
-                    **lif_kw, reset_interval=P, reset_offset=(index + 1) % P
-                )
+                lif = lif_process.LIFReset(**lif_kw, reset_interval=P, reset_offset=(index + 1) % P)
             prev.connect(dense.s_in)
             dense.a_out.connect(lif.a_in)
             lifs.append(lif)
