@@ -35,10 +35,12 @@ EPISODE = 500
 TAIL = 100
 
 
-def config(method: str, seed: int, runs: Path, steps: int | None):
+def config(method: str, seed: int, runs: Path, steps: int | None, round_steps: int | None = None):
     overrides: dict = {"seed": seed}
     if steps:
         overrides["steps"] = steps
+    if round_steps:
+        overrides["guide_round_steps"] = round_steps
     if method == "td3":
         return resolve("quad-hover-td3", overrides)[0]
     overrides.update(guide=str(runs / f"guide-s{seed}"), guide_steps=0)
@@ -88,6 +90,7 @@ def main():
     parser.add_argument("--steps", type=int, help="SNN steps (default: the recipe's)")
     parser.add_argument("--guide-steps", type=int, help="guide steps (default: the recipe's)")
     parser.add_argument("--guide-only", action="store_true", help="train the guides, stop")
+    parser.add_argument("--round-steps", type=int, help="guide_round_steps (shorter budgets)")
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -101,7 +104,7 @@ def main():
         for seed in seeds:
             if args.train and method != "td3":
                 train_guide(args.runs, seed, args.guide_steps)
-            cfg = config(method, seed, args.runs, args.steps)
+            cfg = config(method, seed, args.runs, args.steps, args.round_steps)
             out = args.runs / f"{method}-s{seed}"
             done = finished(out, cfg.steps)
             if not done and args.train:
