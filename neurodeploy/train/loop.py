@@ -294,9 +294,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     return run_dir
 
 
-def _guide_share(cfg: TrainConfig, step: int) -> int:
-    """Steps the guide acts in the episode starting at ``step`` (bc: all of them)."""
-    return 2**62 if cfg.algo == "bc" else guide_share(cfg, step)
+def _guide_share(cfg: TrainConfig, step: int) -> float:
+    """Steps the guide acts in the episode starting at ``step`` (bc: all of them, inf)."""
+    return math.inf if cfg.algo == "bc" else guide_share(cfg, step)
 
 
 def _ready(buffer) -> bool:
