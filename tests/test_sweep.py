@@ -33,6 +33,7 @@ TINY = {
     "hidden": "[16, 16]",
     "proxy_hidden": "[32, 32]",
     "batch_size": 32,
+    "critic_hidden": 32,
     "timesteps": 3,
 }
 
@@ -115,10 +116,10 @@ def test_sweep_on_local_ray_resumes_a_killed_trial_and_skips_finished_ones(tmp_p
 def _kill_a_trial_after_its_first_checkpoint(out: Path, proc) -> str:
     """SIGKILL the Ray worker of the first trial that is running past its first checkpoint.
 
-    The checkpoint at step 200 is written just before the evaluation at step 200; the
-    kill waits for that evaluation's row, which a resumed run would not log again.
+    The kill waits for the checkpoint and the evaluation row of step 200 (the row is logged
+    first). The deadline is generous: on a loaded 2-core machine Ray and four trials are slow.
     """
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         for ckpt in sorted(out.glob("*/seed*/checkpoint/state.pt")):
             run_dir = ckpt.parent.parent
