@@ -131,6 +131,14 @@ def main():
             f"| {method} | {seed} | {budget} | {ret:.1f} | {err:.3f} | {ret_chip:.1f} | "
             f"{err_chip:.3f} |"
         )
+    for seed in seeds:
+        guide = args.runs / f"guide-s{seed}" / "metrics.csv"
+        if guide.exists():
+            step, ret = eval_curve(guide)[-1]
+            lines.append(
+                f"| guide (ANN TD3, privileged obs; its last training evaluation) | {seed} | "
+                f"{step:,} | {ret:.1f} | - | - | - |"
+            )
     body = (
         f"QuadHover-v0, stateful LIF 256-128 SNN (T = 1, Lava timing modelled). {args.episodes} "
         f"evaluation episodes per policy (seeds 1000+), final reward coefficients. Hover error "
