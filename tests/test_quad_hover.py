@@ -8,7 +8,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import neurodeploy.envs  # noqa: F401  (registers the environment)
-from neurodeploy.envs.quad_hover import HOVER_COMMAND, INERTIA_XYZ, MASS, G, QuadHoverEnv
+from neurodeploy.envs.quad_hover import (
+    HOVER_COMMAND,
+    INERTIA_XYZ,
+    MASS,
+    RPM_MAX,
+    G,
+    QuadHoverEnv,
+)
 from neurodeploy.errors import ConfigError
 
 LEVEL = np.eye(3)
@@ -122,3 +129,18 @@ def test_observation_noise_and_action_delay():
 
 def test_rpm_model_constants():
     assert math.isclose(MASS, 0.027) and INERTIA_XYZ[2] > INERTIA_XYZ[0]
+
+
+def test_a_fast_spin_stays_finite_and_keeps_angular_momentum():
+    """Full differential commands spin the body up without blowing up (an Euler step of the
+    gyroscopic term did); with the rotors off, |L| stays what it was."""
+    env = placed(drag=0.0)
+    env.set_state([0, 0, 0], LEVEL, [0, 0, 0], [0, 0, 0], motors=np.zeros(4))
+    for _ in range(500):
+        env._integrate([0.0, RPM_MAX, 0.0, 0.9 * RPM_MAX], 0.005)  # yaw + roll + pitch
+    assert np.all(np.isfinite(env.w)) and np.linalg.norm(env.w) > 100
+    env.rpm = [0.0] * 4
+    momentum = np.linalg.norm(np.multiply(INERTIA_XYZ, env.w))
+    for _ in range(1000):
+        env._integrate([0.0] * 4, 0.005)
+    assert np.linalg.norm(np.multiply(INERTIA_XYZ, env.w)) == pytest.approx(momentum, rel=1e-9)

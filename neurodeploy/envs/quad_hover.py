@@ -226,12 +226,27 @@ class QuadHoverEnv(gym.Env):
         self.v = [vx + ax * h, vy + ay * h, vz + az * h]
         wx, wy, wz = self.w
         ix, iy, iz = INERTIA_XYZ
-        self.w = [
-            wx + h * (tx - (wy * iz * wz - wz * iy * wy)) / ix,
-            wy + h * (ty - (wz * ix * wx - wx * iz * wz)) / iy,
-            wz + h * (tz - (wx * iy * wy - wy * ix * wx)) / iz,
-        ]
+        # body angular momentum: dL/dt = tau - w x L. The w x L part only turns L, so it
+        # is applied as an exact rotation (|L| kept); an Euler step of it grows without
+        # bound once the body spins fast (e.g. a policy holding a full yaw command).
+        lx, ly, lz = _turn(ix * wx, iy * wy, iz * wz, wx, wy, wz, -h)
+        self.w = [(lx + h * tx) / ix, (ly + h * ty) / iy, (lz + h * tz) / iz]
         self.R = _rotate(R, wx, wy, wz, h)
+
+
+def _turn(x: float, y: float, z: float, wx: float, wy: float, wz: float, h: float):
+    """The vector (x, y, z) turned by angle |w| h about w (Rodrigues)."""
+    norm = math.sqrt(wx * wx + wy * wy + wz * wz)
+    if norm * abs(h) < 1e-12:
+        return x, y, z
+    kx, ky, kz = wx / norm, wy / norm, wz / norm
+    s, c = math.sin(norm * h), math.cos(norm * h)
+    dot = (kx * x + ky * y + kz * z) * (1.0 - c)
+    return (
+        x * c + (ky * z - kz * y) * s + kx * dot,
+        y * c + (kz * x - kx * z) * s + ky * dot,
+        z * c + (kx * y - ky * x) * s + kz * dot,
+    )
 
 
 def _rotate(R: list[float], wx: float, wy: float, wz: float, h: float) -> list[float]:
