@@ -146,10 +146,12 @@ def test_privileged_observation_appends_the_action_history():
     assert np.allclose(obs[22:26], b) and np.allclose(obs[26:30], a)  # newest first
 
 
-@pytest.fixture(scope="module")
-def stateful_policy(tmp_path_factory):
+@pytest.fixture(scope="module", params=["population", "direct"])
+def stateful_policy(tmp_path_factory, request):
+    """direct: the observation itself is the input (on Loihi 2, graded spikes)."""
     path = tmp_path_factory.mktemp("stateful") / "policy.pt"
-    torch.save({**policy_payload(stateful_actor(seed=3)), "env": "Pendulum-v1"}, path)
+    actor = stateful_actor(seed=3, encoder=request.param)
+    torch.save({**policy_payload(actor), "env": "Pendulum-v1"}, path)
     return path
 
 
@@ -164,6 +166,10 @@ def test_stateful_export_matches_lava_spike_for_spike(stateful_policy, tmp_path)
     assert fid["emulator_vs_lava_fixed"]["identical"] and fid["netx_vs_lava_fixed"]["identical"]
     manifest = json.loads((loihi / "manifest.json").read_text())
     assert manifest["lava_steps_per_action"] == 1 and manifest["codec"]["reset"] == "never"
+    graded = manifest["codec"]["encoder"] == "direct"
+    assert fid["nir"]["input"] == ("graded" if graded else "spikes")
+    assert manifest["codec"]["encoder_params"].get("graded_spikes", False) == graded
+    assert fid["float_vs_fixed"]["identical_output_spike_fraction"] > 0.9
 
 
 def test_stateful_closed_loop_on_lava_carries_and_resets_state(stateful_policy, tmp_path):

@@ -108,7 +108,13 @@ def _codec(actor: SpikingActor) -> dict:
         "encoder": cfg.encoder,
         "decoder": cfg.decoder,
     }
-    if actor.encoder is not None:
+    if actor.graded_input:
+        codec["encoder_params"] = {
+            "graded_spikes": True,
+            "message_bits": loihi2.GRADED_BITS,
+            "payload": f"round(obs * 2**{loihi2.INPUT_FRACTION_BITS}), saturated",
+        }
+    else:
         codec["encoder_params"] = {
             "squash": "tanh",
             "threshold": 0.5 if actor.encoder.place else 0.999,
@@ -181,17 +187,21 @@ def export_bundle(
             }
             if _stateful(actor):
                 meta["synaptic_delay_steps"] = 1  # per layer, as Lava's Dense
+            if actor.graded_input:
+                meta["input"] = "graded"  # real values into the first Affine, not spikes
             write_nir(layers_to_nir(actor_layers(actor), meta), out / "policy.nir")
         else:
             (out / "policy.nir").write_bytes(read_bytes(Path(from_nir)))
         graph = read_nir(out / "policy.nir")
         hub = nir_to_layers(graph, "policy.nir")  # the compiler's only input
         stateful = graph.metadata.get("state_reset") == "never"
+        graded = graph.metadata.get("input") == "graded"
         fidelity["nir"] = {
             "layers": len(hub),
             "type_checked": True,
             "dt": graph.metadata.get("dt", DT),
             "state_reset": "never" if stateful else "every action",
+            "input": "graded" if graded else "spikes",
         }
         if isinstance(actor, SpikingActor) and from_nir is None:
             with torch.no_grad():
@@ -199,7 +209,8 @@ def export_bundle(
                     torch_actions = actor.forward_sequence(obs[:, None])[0][:, 0]
                 else:
                     torch_actions = actor(obs)
-            enc = actor.spike_trains["encoder"].numpy().astype(np.int8)
+            enc = actor.spike_trains["encoder"].numpy()  # the first layer's input frames
+            enc = enc if graded else enc.astype(np.int8)
             reference = [actor.spike_trains[n].numpy().astype(np.int8) for n in actor.layer_names]
             fidelity["reference"] = "torch actor"
             if not stateful:  # norse's from_nir graph has no per-layer delay
@@ -208,17 +219,18 @@ def export_bundle(
             T = int(graph.metadata.get("timesteps_per_action", 5))
             shape = (T * observations, 1) if stateful else (T, observations)
             rng = np.random.default_rng(0)
-            enc = (rng.random((*shape, hub[0].weight.shape[1])) < 0.3).astype(np.int8)
-            reference = float_reference(hub, enc, stateful)
-            fidelity["reference"] = "float64 simulation of policy.nir on random input spike trains"
+            size = (*shape, hub[0].weight.shape[1])
+            enc = rng.normal(size=size) if graded else (rng.random(size) < 0.3).astype(np.int8)
+            reference = float_reference(hub, enc, stateful, graded)
+            fidelity["reference"] = "float64 simulation of policy.nir on random input"
         if target == "lava":
             from neurodeploy.export.lava_graph import LavaNetwork
 
-            lava = LavaNetwork.from_float(hub, enc.shape[0], stateful).run(enc)
+            lava = LavaNetwork.from_float(hub, enc.shape[0], stateful, graded).run(enc)
             fidelity["reference_vs_lava_float"] = _compare(reference, lava)
         if target == "loihi2":
             fidelity.update(
-                _loihi2(actor, hub, enc, reference, torch_actions, out, quant, stateful)
+                _loihi2(actor, hub, enc, reference, torch_actions, out, quant, stateful, graded)
             )
     if target == "onnx":
         from neurodeploy.export.onnx_export import export_onnx
@@ -271,16 +283,19 @@ def _compare(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
     }
 
 
-def _loihi2(actor, hub, enc, reference, torch_actions, out: Path, quant: list, stateful) -> dict:
+def _loihi2(
+    actor, hub, enc, reference, torch_actions, out: Path, quant: list, stateful, graded
+) -> dict:
     from neurodeploy.export.lava_graph import LavaNetwork
     from neurodeploy.export.netx import run_netx, write_netx
 
-    fixed, facts = loihi2.quantize(hub)
+    fixed, facts = loihi2.quantize(hub, graded)
     quant.extend(facts)
     write_netx(fixed, out / "policy.net")
-    emu = emulator.run(fixed, enc, stateful)
-    lava = LavaNetwork.from_fixed(fixed, enc.shape[0], stateful).run(enc)
-    netx_out = run_netx(out / "policy.net", enc, len(fixed), stateful)
+    chip = loihi2.chip_input(enc, graded)
+    emu = emulator.run(fixed, chip, stateful)
+    lava = LavaNetwork.from_fixed(fixed, chip.shape[0], stateful).run(chip)
+    netx_out = run_netx(out / "policy.net", chip, len(fixed), stateful, fixed[0].input_bits)
     float_vs_fixed = {"identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean())}
     if torch_actions is not None:
         err = (decode(actor, emu[-1]) - torch_actions).abs()

@@ -12,6 +12,9 @@ same schedule from ``Network(reset_interval=P, reset_offset=1)``.
 Stateful: plain ``LIF`` layers, T steps per action, never reset between actions;
 the torch actor models the one-step delay per layer (``neurodeploy.export.timing``),
 so layer spikes at Lava step t are the actor's spikes at step t.
+
+Graded input (the direct encoder): the first Dense gets ``num_message_bits`` and
+multiplies the input values by its weights (``neurodeploy.export.loihi2.chip_input``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.errors import ExportError
-from neurodeploy.export.loihi2 import FixedLayer
+from neurodeploy.export.loihi2 import GRADED_BITS, FixedLayer
 from neurodeploy.export.nir_graph import Layer
 from neurodeploy.hardware.lava_compat import import_lava
 
@@ -56,6 +59,7 @@ def fixed_lif_params(fixed: FixedLayer) -> dict:
         "vth": fixed.vth,
         "bias_mant": fixed.bias_mant,
         "bias_exp": fixed.bias_exp,
+        "num_message_bits": fixed.input_bits,
     }
 
 
@@ -69,8 +73,11 @@ class LavaNetwork:
         self.processes: list[tuple] = []  # (Dense, LIF) per layer, once built
 
     @classmethod
-    def from_float(cls, layers: list[Layer], timesteps: int, stateful=False) -> LavaNetwork:
+    def from_float(
+        cls, layers: list[Layer], timesteps: int, stateful=False, graded=False
+    ) -> LavaNetwork:
         params = [float_lif_params(layer, i) for i, layer in enumerate(layers)]
+        params[0]["num_message_bits"] = GRADED_BITS if graded else 0
         return cls(params, timesteps, False, stateful)
 
     @classmethod
@@ -92,7 +99,10 @@ class LavaNetwork:
 
         P, lifs, prev = self.period, [], source_port
         for index, p in enumerate(self.params, start=1):
-            dense_kw = {"weights": p["weights"].astype(self.dtype)}
+            dense_kw = {
+                "weights": p["weights"].astype(self.dtype),
+                "num_message_bits": p.get("num_message_bits", 0),
+            }
             if self.fixed:
                 dense_kw["weight_exp"] = p["weight_exp"]
             dense = Dense(**dense_kw)
@@ -116,7 +126,7 @@ class LavaNetwork:
         return lifs
 
     def run(self, spikes_in: np.ndarray) -> list[np.ndarray]:
-        """Input spike trains [T, B, n_in] -> every layer's spike trains [T, B, n].
+        """Input frames [T, B, n_in] (spikes, or graded values) -> every layer's spike trains.
 
         Stateful: B = 1 and T is the whole trajectory (any number of actions).
         """

@@ -15,10 +15,16 @@ Rules (REFERENCE §4, docs/export.md):
   own ``vth`` (NIR metadata ``loihi_vth``), so it is reproduced bit for bit.
 - Biases are added to ``v``: ``bias_mant << 6``. An input-current bias moves to
   ``v`` exactly when the current is cleared every step; otherwise it is refused.
+- Real-valued input (the ``direct`` encoder) arrives as graded spikes: the host sends
+  ``round(x * 2**INPUT_FRACTION_BITS)`` as a signed ``GRADED_BITS``-bit payload
+  (:func:`chip_input`) and the first Dense multiplies it by its weights
+  (``num_message_bits = GRADED_BITS``). The first layer is quantised as if its weights
+  were ``W / 2**INPUT_FRACTION_BITS``, so ``W_int @ x_int`` is ``W x`` in chip units.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +41,8 @@ from neurodeploy.snn.fixed_point import (
 )
 
 VTH_MAX = 2**17 - 1
+GRADED_BITS = 16  # payload of an input graded spike (signed)
+INPUT_FRACTION_BITS = 8  # input resolution 1/256; range +-128
 
 
 @dataclass
@@ -46,6 +54,7 @@ class FixedLayer:
     du: int
     dv: int
     vth: int
+    input_bits: int = 0  # message bits of this layer's input: 0 = binary spikes
 
     @property
     def size(self) -> int:
@@ -121,6 +130,27 @@ def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     return fixed, facts
 
 
-def quantize(layers: list[Layer]) -> tuple[list[FixedLayer], list[dict]]:
+def quantize(layers: list[Layer], graded: bool = False) -> tuple[list[FixedLayer], list[dict]]:
+    """Every layer in fixed point; ``graded``: the first takes graded input (:func:`chip_input`)."""
+    if graded:
+        first = dataclasses.replace(layers[0], weight=layers[0].weight / 2.0**INPUT_FRACTION_BITS)
+        layers = [first, *layers[1:]]
     pairs = [quantize_layer(layer, i) for i, layer in enumerate(layers)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    fixed = [p[0] for p in pairs]
+    if graded:
+        fixed[0] = dataclasses.replace(fixed[0], input_bits=GRADED_BITS)
+        facts = pairs[0][1]
+        facts["input"] = f"graded {GRADED_BITS}-bit, {INPUT_FRACTION_BITS} fraction bits"
+        for key in ("weight_rms_error", "weight_rms"):  # in the float layer's units
+            facts[key] *= 2.0**INPUT_FRACTION_BITS
+    return fixed, [p[1] for p in pairs]
+
+
+def chip_input(frames: np.ndarray, graded: bool) -> np.ndarray:
+    """The core's input frames as the chip receives them: 0/1 spikes (int8) or graded
+    payloads ``round(x * 2**INPUT_FRACTION_BITS)`` saturated to ``GRADED_BITS`` (int32)."""
+    if not graded:
+        return np.asarray(frames).astype(np.int8)
+    limit = 2 ** (GRADED_BITS - 1) - 1
+    scaled = np.rint(np.asarray(frames, np.float64) * 2.0**INPUT_FRACTION_BITS)
+    return np.clip(scaled, -limit, limit).astype(np.int32)

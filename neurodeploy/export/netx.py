@@ -6,7 +6,9 @@ uses ``bias_exp = 6``) and ``neuron/`` with ``type='CUBA'``, ``iDecay = du + 1``
 ``vDecay = dv``, ``vThMant = vth``, ``refDelay = 1``, ``gradedSpike = False``.
 The per-action reset is not stored in the file: load it with
 ``Network(net_config=path, reset_interval=T + L, reset_offset=1)``; a stateful
-policy loads with ``reset_interval=None`` and runs T steps per action.
+policy loads with ``reset_interval=None`` and runs T steps per action. Graded input
+(the direct encoder) is not stored in the file either: load it with
+``input_message_bits = GRADED_BITS`` (the bundle's manifest says which).
 """
 
 from __future__ import annotations
@@ -50,14 +52,20 @@ def write_netx(layers: list[FixedLayer], path: Path) -> None:
     tmp.replace(path)
 
 
-def load_netx(path: Path, period: int | None):
-    """The netx ``Network`` process with the per-action reset schedule (None: stateful)."""
+def load_netx(path: Path, period: int | None, input_bits: int = 0):
+    """The netx ``Network`` process with the per-action reset schedule (None: stateful);
+    ``input_bits`` > 0: the input arrives as graded spikes of that many bits."""
     hdf5 = import_lava("lava.lib.dl.netx.hdf5")
-    return hdf5.Network(net_config=str(path), reset_interval=period, reset_offset=1)
+    return hdf5.Network(
+        net_config=str(path), reset_interval=period, reset_offset=1, input_message_bits=input_bits
+    )
 
 
-def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int, stateful=False) -> np.ndarray:
-    """Output-layer spike trains [T, B, n_out] of the netx network for inputs [T, B, n_in].
+def run_netx(
+    path: Path, spikes_in: np.ndarray, n_layers: int, stateful=False, input_bits: int = 0
+) -> np.ndarray:
+    """Output-layer spike trains [T, B, n_out] of the netx network for inputs [T, B, n_in]
+    (spikes, or graded payloads with ``input_bits``).
 
     ``stateful``: B = 1, one continuous run without resets (step t is column t).
     """
@@ -73,7 +81,7 @@ def run_netx(path: Path, spikes_in: np.ndarray, n_layers: int, stateful=False) -
     data = np.zeros((n_in, B * P), np.int32)
     for k in range(B):
         data[:, k * P : k * P + T] = spikes_in[:, k].T
-    net = load_netx(path, None if stateful else P)
+    net = load_netx(path, None if stateful else P, input_bits)
     src = source.RingBuffer(data=data)
     out = sink.RingBuffer(shape=net.out.shape, buffer=B * P)
     src.s_out.connect(net.inp)

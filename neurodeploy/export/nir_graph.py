@@ -339,15 +339,16 @@ def to_norse(graph: nir.NIRGraph) -> torch.nn.Module:
 
 
 def float_reference(
-    layers: list[Layer], spikes_in: np.ndarray, stateful: bool = False
+    layers: list[Layer], spikes_in: np.ndarray, stateful: bool = False, graded: bool = False
 ) -> list[np.ndarray]:
     """Float64 simulation of the layers (Lava float LIF semantics) from zero state.
 
     Per-action reset: each layer sees the previous layer's spikes of the same step.
     ``stateful``: one continuous run, each layer one step late (``export.timing``).
+    ``graded``: the input is real-valued (the direct encoder), not spikes.
     """
     trains, x = [], spikes_in.astype(np.float64)
-    for layer in layers:
+    for index, layer in enumerate(layers):
         if stateful:
             x = delayed(x)
         u = np.zeros((x.shape[1], layer.size))
@@ -356,8 +357,10 @@ def float_reference(
         bias = (layer.bias + layer.v_bias) / layer.threshold
         w = layer.weight / layer.threshold[:, None]
         for t in range(x.shape[0]):
-            # sum the selected columns, as Lava's float Dense does for binary spikes
-            a = np.stack([w[:, row.astype(bool)].sum(axis=1) for row in x[t]])
+            if graded and index == 0:  # real-valued input: Lava's float Dense multiplies
+                a = x[t] @ w.T
+            else:  # sum the selected columns, as Lava's float Dense does for binary spikes
+                a = np.stack([w[:, row.astype(bool)].sum(axis=1) for row in x[t]])
             u = u * layer.current_decay + a
             v = v * layer.decay + u + bias
             s = v > 1.0

@@ -10,6 +10,9 @@ what lets ``stop()`` return (a runtime blocked on the injector never sees it).
 A stateful network advances T steps per action and keeps its state; ``reset()``
 (between episodes) zeroes every LIF's ``u`` and ``v`` and every Dense's pending
 output ``a_buff`` while the runtime is paused.
+
+A fixed-point network is fed through :class:`IntInjectorModel`: Lava's own Injector
+model sends floats, which the bit-accurate Dense cannot shift (graded input).
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import numpy as np
 from neurodeploy.export.lava_graph import LavaNetwork
 from neurodeploy.hardware.lava_compat import import_lava
 
+_injector = import_lava("lava.proc.io.injector")
+_LavaPyType = import_lava("lava.magma.core.model.py.type").LavaPyType
+_PyOutPort = import_lava("lava.magma.core.model.py.ports").PyOutPort
+
+
+class IntInjectorModel(_injector.PyLoihiInjectorModel):
+    """Lava's Injector model with an int32 output: the messages a fixed-point core takes."""
+
+    out_port = _LavaPyType(_PyOutPort.VEC_DENSE, np.int32, precision=24)
+
 
 class LavaCore:
     def __init__(self, network: LavaNetwork):
-        Injector = import_lava("lava.proc.io.injector")
         Extractor = import_lava("lava.proc.io.extractor")
         self._run_steps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
@@ -31,7 +43,7 @@ class LavaCore:
         self.T, self.P = network.timesteps, network.period
         n_in = network.params[0]["weights"].shape[1]
         buffer = self.P * 2
-        self.injector = Injector.Injector(shape=(n_in,), buffer_size=buffer)
+        self.injector = _injector.Injector(shape=(n_in,), buffer_size=buffer)
         self.extractors = []
         for lif in network.build(self.injector.out_port):
             ext = Extractor.Extractor(shape=lif.s_out.shape, buffer_size=buffer)
@@ -40,7 +52,9 @@ class LavaCore:
         self._cfg = Loihi2SimCfg(
             select_tag=network.tag,
             exception_proc_model_map={
-                Injector.Injector: Injector.PyLoihiInjectorModel,
+                _injector.Injector: IntInjectorModel
+                if network.fixed
+                else _injector.PyLoihiInjectorModel,
                 Extractor.Extractor: Extractor.PyLoihiExtractorModel,
             },
         )
@@ -48,7 +62,8 @@ class LavaCore:
         self._running = False
 
     def step(self, spikes_in: np.ndarray) -> list[np.ndarray]:
-        """One action: input spike trains [T, n_in] -> every layer's spike trains [T, n]."""
+        """One action: input frames [T, n_in] (spikes or graded values) -> every layer's
+        spike trains [T, n]."""
         self.injector.run(
             condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
         )  # compiles and starts on the first call only

@@ -101,16 +101,17 @@ class _Policy:
         elif backend in ("emulator", "lava", "loihi2-sim"):
             hub = nir_to_layers(read_nir(bundle / "policy.nir"), str(bundle / "policy.nir"))
             T, stateful = actor.config.timesteps, actor.config.mode == "stateful"
+            graded = actor.graded_input
             if backend == "emulator":
-                self.core = emulator.Emulator(loihi2.quantize(hub)[0], stateful)
+                self.core = emulator.Emulator(loihi2.quantize(hub, graded)[0], stateful)
             else:
                 from neurodeploy.export.lava_graph import LavaNetwork
                 from neurodeploy.hardware.lava_runtime import LavaCore
 
                 net = (
-                    LavaNetwork.from_fixed(loihi2.quantize(hub)[0], T, stateful)
+                    LavaNetwork.from_fixed(loihi2.quantize(hub, graded)[0], T, stateful)
                     if backend == "loihi2-sim"
-                    else LavaNetwork.from_float(hub, T, stateful)
+                    else LavaNetwork.from_float(hub, T, stateful, graded)
                 )
                 self.core = LavaCore(net)
         self.encoder_state = None  # the host encoder's potential (carried when stateful)
@@ -130,15 +131,18 @@ class _Policy:
             return action
         if self.backend == "onnx":
             return self.session.run(["action"], {"obs": x.numpy()})[0][0]
-        enc, state = self.actor.encoder(x[None], self.actor.config.timesteps, self.encoder_state)
+        frames, state = self.actor.core_input(x[None], self.encoder_state)
         if self.actor.config.mode == "stateful":
             self.encoder_state = state
-        enc = enc.numpy().astype(np.int8)  # [T, 1, n_in]
+        # [T, 1, n_in]: spikes, or graded values (fixed point: the chip's integer payloads)
+        enc = frames.numpy()
+        if self.backend != "lava":
+            enc = loihi2.chip_input(enc, self.actor.graded_input)
         if self.backend == "emulator":
             trains = [t[:, 0] for t in self.core.step(enc)]
         else:
             trains = self.core.step(enc[:, 0])
-        self.counts += [float(enc.sum())] + [float(t.sum()) for t in trains]
+        self.counts += [float(np.count_nonzero(enc))] + [float(t.sum()) for t in trains]
         rate = torch.as_tensor(trains[-1], dtype=torch.float32).mean(dim=0, keepdim=True)
         return self.actor.scale(self.actor.decoder(rate))[0].numpy()
 
@@ -201,7 +205,7 @@ def run_policy(
         env.close()
     sizes = []
     if isinstance(actor, SpikingActor):
-        sizes = [actor.encoder.size] + [layer.out_features for layer in actor.layers]
+        sizes = [actor.layers[0].in_features] + [layer.out_features for layer in actor.layers]
     return RunResult(
         backend,
         returns,

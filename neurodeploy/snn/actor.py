@@ -119,7 +119,8 @@ class SpikingActor(nn.Module):
 
     After every call, ``spike_counts`` maps each spiking population (``encoder``,
     ``hidden0``, ..., ``output``) to its spike count per timestep, summed over the
-    batch, and ``counted_batch`` holds the batch size. They are summed on demand
+    batch (with the direct encoder, ``encoder`` counts the non-zero inputs: the graded
+    spikes a chip receives), and ``counted_batch`` holds the batch size. They are summed on demand
     from ``spike_trains`` (the spike trains the forward pass kept, which the exporter
     also reads); nothing is run twice.
     """
@@ -154,7 +155,7 @@ class SpikingActor(nn.Module):
 
     @property
     def spike_counts(self) -> dict[str, torch.Tensor]:
-        return {name: s.sum(dim=(1, 2)) for name, s in self.spike_trains.items()}
+        return {name: (s != 0).sum(dim=(1, 2)) for name, s in self.spike_trains.items()}
 
     @property
     def counted_batch(self) -> int:
@@ -172,6 +173,19 @@ class SpikingActor(nn.Module):
     def reset(self) -> None:
         """Clear the carried state (stateful mode); call at the start of every episode."""
         self.state = None
+
+    @property
+    def graded_input(self) -> bool:
+        """The direct encoder feeds the observation itself (on Loihi 2: graded spikes)."""
+        return self.encoder is None
+
+    def core_input(self, obs_seq: torch.Tensor, enc_state=None):
+        """obs [L, B, obs_dim] -> what the first layer receives, [L*T, B, n_in], and the
+        encoder's state: spikes from the encoder, or the observation itself (direct)."""
+        T = self.config.timesteps
+        if self.encoder is None:
+            return obs_seq.repeat_interleave(T, dim=0), enc_state
+        return self.encoder(obs_seq, T, enc_state)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [B, obs_dim] -> action [B, act_dim]."""
@@ -196,12 +210,8 @@ class SpikingActor(nn.Module):
             obs_seq, state = obs_seq.reshape(1, L * B, -1), None
         n = len(self.layers)
         enc_state, layer_states, frames = state if state is not None else (None, [None] * n, None)
-        if self.encoder is not None:
-            x, enc_state = self.encoder(obs_seq, T, enc_state)
-            spikes = {"encoder": x.detach()}
-        else:
-            x = obs_seq.repeat_interleave(T, dim=0)
-            spikes = {}
+        x, enc_state = self.core_input(obs_seq, enc_state)
+        spikes = {"encoder": x.detach()}
         new_states, new_frames = [], []
         for i, (name, layer, st) in enumerate(
             zip(self.layer_names, self.layers, layer_states, strict=True)

@@ -22,6 +22,10 @@ class SpikingLayer(nn.Module):
         self.fixed_point = neuron.model == "loihi"
 
     @property
+    def in_features(self) -> int:
+        return self.linear.in_features
+
+    @property
     def out_features(self) -> int:
         return self.linear.out_features
 

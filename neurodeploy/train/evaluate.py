@@ -32,5 +32,5 @@ def evaluate(actor, env, episodes: int, seed: int) -> tuple[list[float], dict[st
 
 def _layer_size(actor, name: str) -> int:
     if name == "encoder":
-        return actor.encoder.size
+        return actor.layers[0].in_features
     return actor.layers[actor.layer_names.index(name)].out_features

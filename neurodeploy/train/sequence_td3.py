@@ -1,6 +1,8 @@
 """TD3 for stateful actors, on replayed episode segments (adaptive-surrogate paper, REFERENCE §2).
 
-One update on a batch of segments [L, B] (``SequenceBuffer``), read top to bottom:
+One update on a batch of segments [L, B] (``SequenceBuffer``), read top to bottom. Steps
+1-3 and 6 run only on the actor's turn (every ``policy_delay`` updates); a critic-only
+update never runs the online actor, which is most of an update's cost.
 
 1. Burn-in: the online actor runs the first ``burn_in`` steps without gradient,
    from a zero state; those steps warm its state and are left out of every loss
@@ -49,26 +51,30 @@ class SequenceTD3(TD3):
         self.updates += 1
         losses = {}
 
-        # 1-2. burn-in without gradient, then BPTT over the rest of the segment
         burn = self.burn_in
-        warm = None
-        if burn:
-            with torch.no_grad():
-                _, warm = self.actor.forward_sequence(b.obs[:burn])
-        actions, _ = self.actor.forward_sequence(b.obs[burn:], warm)
+        actor_turn = self.bc_only or self.updates % s.policy_delay == 0
         obs, mask, guide = b.obs[burn:], b.mask[burn:], b.guide_action[burn:]
         weight = mask / mask.sum().clamp(min=1.0)
 
         def masked_mean(values: torch.Tensor) -> torch.Tensor:  # values [L, B, 1]
             return (values * weight).sum()
 
+        # 1-2. burn-in without gradient, then BPTT over the rest of the segment (only when
+        # the actor learns: a critic-only update needs nothing from the online actor)
+        if actor_turn:
+            warm = None
+            if burn:
+                with torch.no_grad():
+                    _, warm = self.actor.forward_sequence(b.obs[:burn])
+            actions, _ = self.actor.forward_sequence(obs, warm)
+
         if self.bc_only:
             bc = masked_mean(((actions - guide) ** 2).sum(-1, keepdim=True))
             self._step(self.actor_opt, bc)
             return {"actor_loss": bc.item()}
 
-        # 3. proxy target tracks the actor in output space
-        if self.proxy is not None:
+        # 3. proxy target tracks the actor in output space (when the actor has just run)
+        if self.proxy is not None and actor_turn:
             target = actions.detach()
             proxy_loss = 0.0
             for _ in range(s.proxy_steps):
@@ -100,7 +106,7 @@ class SequenceTD3(TD3):
         losses["critic_loss"] = critic_loss.item()
 
         # 6. delayed actor update (TD3+BC) and Polyak averaging
-        if self.updates % s.policy_delay == 0:
+        if actor_turn:
             q1_pi, _ = self.critic(_flat(obs), _flat(actions))
             lambda_q = self.q_alpha / q1_pi.abs().mean().detach() if self.q_alpha > 0 else 1.0
             actor_loss = -lambda_q * (w * q1_pi).sum()
