@@ -3,7 +3,7 @@
 Runs RUNS/<encoder>-s<seed> of the ``pendulum-stateful`` recipe with ``update_every = 1`` and
 6k steps, one per encoder: ``population`` (Gaussian receptive fields + integrate-and-fire,
 the exportable default), ``place`` (the same fields, spike while activation > 0.5) and
-``direct`` (the observation as input current, as in the paper; not exportable to Lava yet).
+``direct`` (the observation as input current, as in the paper; graded spikes on Loihi 2).
 Finished runs are reused (their config.toml is printed with the table); --train trains
 missing ones.
 
