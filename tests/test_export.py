@@ -230,3 +230,12 @@ def test_cli_export_from_a_run_directory(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert (run / "bundle-nir" / "manifest.json").exists()
+
+
+def test_graded_input_payload_rounds_to_a_256th_and_saturates():
+    from neurodeploy.export.loihi2 import chip_input
+
+    x = np.array([0.5, -0.25, 1000.0, -1000.0, 1 / 1024, 0.3])
+    assert chip_input(x, graded=True).tolist() == [128, -64, 32767, -32767, 0, 77]
+    assert chip_input(x, graded=True).dtype == np.int32
+    assert chip_input(np.array([0, 1, 1]), graded=False).dtype == np.int8

@@ -87,6 +87,31 @@ def stateful_config(**kw) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def test_a_critic_only_update_never_runs_the_snn():
+    """The SNN (burn-in + BPTT, its most expensive part) runs on the actor's turn only."""
+    from neurodeploy.train.sequence_td3 import SequenceTD3
+    from neurodeploy.train.td3 import Critic, TD3Settings
+
+    actor = stateful_actor(encoder="direct")
+    proxy = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    bounds = torch.tensor([-2.0]), torch.tensor([2.0])
+    algo = SequenceTD3(actor, Critic(3, 1, 16), TD3Settings(policy_delay=2), *bounds, proxy, 4)
+    buf = SequenceBuffer(3, 1, 100, length=10, stride=5, burn_in=4)
+    for t in range(20):
+        buf.add(np.random.randn(3), np.zeros(1), 0.0, np.random.randn(3), t == 19, np.zeros(1))
+    buf.end_episode()
+    calls = []
+    real = actor.forward_sequence
+    actor.forward_sequence = lambda *a: calls.append(1) or real(*a)
+    before = {k: v.clone() for k, v in actor.state_dict().items()}
+    rng = np.random.default_rng(0)
+    first = algo.update(lambda: buf.sample(4, rng))  # update 1: critic only
+    assert not calls and "actor_loss" not in first and "proxy_loss" not in first
+    assert all(torch.equal(before[k], v) for k, v in actor.state_dict().items())
+    second = algo.update(lambda: buf.sample(4, rng))  # update 2: burn-in + BPTT
+    assert len(calls) == 2 and {"actor_loss", "proxy_loss", "critic_loss"} <= set(second)
+
+
 def test_stateful_config_needs_sequences():
     with pytest.raises(ConfigError, match="sequence_length"):
         TrainConfig(mode="stateful")
