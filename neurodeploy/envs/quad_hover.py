@@ -33,7 +33,9 @@ rate (about +x, left side up), on the back motors (1, 2) a positive pitch rate (
 
 Integration per 10 ms step (``substeps`` sub-steps): rotor speeds relax exactly towards
 their targets; velocity and position use the exact update for constant acceleration;
-the body rates use explicit Euler on Euler's equations; the attitude uses the exact
+the body angular momentum takes an Euler step of the torque and an exact rotation for
+the gyroscopic term (its magnitude is kept, so a fast spin cannot blow up); the attitude
+uses the exact
 rotation of the (constant) body rate over the sub-step (Rodrigues), so it stays a
 rotation matrix.
 
