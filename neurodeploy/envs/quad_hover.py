@@ -35,9 +35,8 @@ Integration per 10 ms step (``substeps`` sub-steps): rotor speeds relax exactly 
 their targets; velocity and position use the exact update for constant acceleration;
 the body angular momentum takes an Euler step of the torque and an exact rotation for
 the gyroscopic term (its magnitude is kept, so a fast spin cannot blow up); the attitude
-uses the exact
-rotation of the (constant) body rate over the sub-step (Rodrigues), so it stays a
-rotation matrix.
+uses the exact rotation of the (constant) body rate over the sub-step (Rodrigues), so it
+stays a rotation matrix.
 
 Reward (REFERENCE §2): ``C_s - C_p |p|^2 - C_v |v|^2 - C_q (1 - R_zz) - C_a |(a+1)/2 - C_ab|^2``
 with C_s = 1, C_q = 0.25 (attitude error 1 - cos(tilt)), C_ab = 0.667 and a curriculum
