@@ -100,8 +100,9 @@ def main():
             f"{len(reached)}/{len(curves)} |"
         )
     body = (
-        f"Recipe `{RECIPE}` ({steps:,} steps; stateful PT-LIF 64-64, T = 1, sequences of 100 "
-        "with 50 burn-in), fast-sigmoid surrogate, seeds 0, 1, 2. Final = last evaluation "
+        f"Recipe `{RECIPE}` ({steps:,} steps; stateful PT-LIF 64-64, the observation as input "
+        "current, T = 1, sequences of 100 with 50 burn-in, one update per step), fast-sigmoid "
+        "surrogate, seeds 0, 1, 2. Final = last evaluation "
         "(5 deterministic episodes); steps to threshold = first evaluation at or above it.\n\n"
         + "\n".join(lines)
     )
