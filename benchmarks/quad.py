@@ -67,8 +67,9 @@ def train_guide(runs: Path, seed: int, guide_steps: int | None) -> None:
         train(cfg, out, (out / "config.toml").exists(), progress=False)
 
 
-def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float]:
-    """(mean return, mean |position| over the last TAIL steps) of ``episodes`` flights."""
+def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float, float]:
+    """Mean return, mean |position| over the last TAIL steps and mean steps flown before
+    leaving the 0.6 m ball (500: no crash), over ``episodes`` flights."""
     positions: dict[int, list[float]] = {}
     result = run_policy(
         path,
@@ -81,7 +82,7 @@ def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float]:
     for dist in positions.values():
         dist = dist + [dist[-1]] * (EPISODE - len(dist))  # crashed: stays where it left
         tails.append(np.mean(dist[-TAIL:]))
-    return float(np.mean(result.returns)), float(np.mean(tails))
+    return float(np.mean(result.returns)), float(np.mean(tails)), float(np.mean(result.lengths))
 
 
 def main():
@@ -121,34 +122,34 @@ def main():
             bundle = out / "bundle-loihi2"
             if not bundle.exists():
                 export_bundle(out, "loihi2", bundle, observations=200)
-            ret, err = hover_error(out, "torch", args.episodes)
-            ret_chip, err_chip = hover_error(bundle, "loihi2-sim", args.episodes)
+            ret, err, flown = hover_error(out, "torch", args.episodes)
+            ret_chip, err_chip, _ = hover_error(bundle, "loihi2-sim", args.episodes)
             budget = f"{cfg.steps:,}"
             if cfg.guide:
                 budget += f" + guide {read_config(Path(cfg.guide) / 'config.toml').steps:,}"
-            rows.append((method, seed, budget, ret, err, ret_chip, err_chip))
+            rows.append((method, seed, budget, ret, err, flown, ret_chip, err_chip))
     lines = [
         "| method | seed | budget (steps) | return (torch) | hover error m (torch) | "
-        "return (loihi2-sim) | hover error m (loihi2-sim) |",
-        "|---|---|---|---|---|---|---|",
+        "steps flown (torch) | return (loihi2-sim) | hover error m (loihi2-sim) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for method, seed, budget, ret, err, ret_chip, err_chip in rows:
+    for method, seed, budget, ret, err, flown, ret_chip, err_chip in rows:
         lines.append(
-            f"| {method} | {seed} | {budget} | {ret:.1f} | {err:.3f} | {ret_chip:.1f} | "
-            f"{err_chip:.3f} |"
+            f"| {method} | {seed} | {budget} | {ret:.1f} | {err:.3f} | {flown:.0f} | "
+            f"{ret_chip:.1f} | {err_chip:.3f} |"
         )
-    lines += ["", "| method | seeds | return (torch) | hover error m (torch) | "
+    lines += ["", "| method | seeds | return (torch) | hover error m (torch) | steps flown | "
               "seeds < 0.1 m | return (loihi2-sim) | hover error m (loihi2-sim) |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in methods:
         got = np.array([r[3:] for r in rows if r[0] == method])
         if len(got):
-            (ret, err, ret_chip, err_chip), std = got.mean(axis=0), got.std(axis=0)
-            lines.append(
-                f"| {method} | {len(got)} | {ret:.1f} ± {std[0]:.1f} | {err:.3f} ± {std[1]:.3f} | "
-                f"{int((got[:, 1] < 0.1).sum())} | {ret_chip:.1f} ± {std[2]:.1f} | "
-                f"{err_chip:.3f} ± {std[3]:.3f} |"
-            )
+            mean, std = got.mean(axis=0), got.std(axis=0)
+            digits = (1, 3, 0, 1, 3)  # return, error, steps flown, chip return, chip error
+            cells = [f"{m:.{d}f} ± {x:.{d}f}" for m, x, d in zip(mean, std, digits, strict=True)]
+            under = int((got[:, 1] < 0.1).sum())
+            lines.append(f"| {method} | {len(got)} | {' | '.join(cells[:3])} | {under} | "
+                         f"{' | '.join(cells[3:])} |")  # fmt: skip
     lines += ["", "| guide | seed | steps | last training evaluation (return) |"]
     lines.append("|---|---|---|---|")
     for seed in seeds:
