@@ -54,7 +54,8 @@ def config(method: str, seed: int, runs: Path, steps: int | None, round_steps: i
 
 def finished(run: Path, steps: int) -> bool:
     metrics = run / "metrics.csv"
-    return metrics.exists() and eval_curve(metrics)[-1][0] >= steps
+    curve = eval_curve(metrics) if metrics.exists() else []
+    return bool(curve) and curve[-1][0] >= steps  # a run stopped before its first eval: []
 
 
 def train_guide(runs: Path, seed: int, guide_steps: int | None) -> None:
