@@ -61,7 +61,7 @@ def test_sweep_on_local_ray_resumes_a_killed_trial_and_skips_finished_ones(tmp_p
     )
     try:
         victim = _kill_a_trial_after_its_first_checkpoint(out, proc)
-        stdout, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:  # the driver shuts its Ray down on Ctrl-C
             proc.send_signal(signal.SIGINT)
@@ -79,7 +79,7 @@ def test_sweep_on_local_ray_resumes_a_killed_trial_and_skips_finished_ones(tmp_p
         assert read_trial(out / name)["status"] == "done"
 
     # Rerun: only the killed trial runs, from its checkpoint.
-    rerun = subprocess.run(sweep_cmd(out), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(sweep_cmd(out), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr
     assert "3 finished before, 1 to run" in one_line(rerun.stderr)
     record = read_trial(out / victim)
