@@ -227,45 +227,30 @@ class QuadHoverEnv(gym.Env):
         self.v = [vx + ax * h, vy + ay * h, vz + az * h]
         wx, wy, wz = self.w
         ix, iy, iz = INERTIA_XYZ
-        # body angular momentum: dL/dt = tau - w x L. The w x L part only turns L, so it
-        # is applied as an exact rotation (|L| kept); an Euler step of it grows without
-        # bound once the body spins fast (e.g. a policy holding a full yaw command).
-        lx, ly, lz = _turn(ix * wx, iy * wy, iz * wz, wx, wy, wz, -h)
+        # In the body frame the angular momentum L = I w (dL/dt = tau - w x L) and the rows
+        # of R (dr/dt = -w x r) both turn about w by -|w| h: done exactly, so |L| is kept
+        # (an Euler step of w x L grows without bound once the body spins fast, e.g. a
+        # policy holding a full yaw command) and R stays a rotation; the torque is an
+        # Euler step.
+        momentum = (ix * wx, iy * wy, iz * wz)
+        (lx, ly, lz), *rows = _turn([momentum, R[0:3], R[3:6], R[6:9]], wx, wy, wz, -h)
         self.w = [(lx + h * tx) / ix, (ly + h * ty) / iy, (lz + h * tz) / iz]
-        self.R = _rotate(R, wx, wy, wz, h)
+        self.R = [v for row in rows for v in row]
 
 
-def _turn(x: float, y: float, z: float, wx: float, wy: float, wz: float, h: float):
-    """The vector (x, y, z) turned by angle |w| h about w (Rodrigues)."""
+def _turn(vectors: list, wx: float, wy: float, wz: float, h: float) -> list:
+    """Each 3-vector of ``vectors`` turned by angle |w| h about w (Rodrigues)."""
     norm = math.sqrt(wx * wx + wy * wy + wz * wz)
     if norm * abs(h) < 1e-12:
-        return x, y, z
+        return [tuple(v) for v in vectors]
     kx, ky, kz = wx / norm, wy / norm, wz / norm
     s, c = math.sin(norm * h), math.cos(norm * h)
-    dot = (kx * x + ky * y + kz * z) * (1.0 - c)
-    return (
-        x * c + (ky * z - kz * y) * s + kx * dot,
-        y * c + (kz * x - kx * z) * s + ky * dot,
-        z * c + (kx * y - ky * x) * s + kz * dot,
-    )
-
-
-def _rotate(R: list[float], wx: float, wy: float, wz: float, h: float) -> list[float]:
-    """R @ exp(h [w]x), row-major 3x3 as a flat list (Rodrigues' formula)."""
-    norm = math.sqrt(wx * wx + wy * wy + wz * wz)
-    angle = norm * h
-    if angle < 1e-12:
-        return R
-    kx, ky, kz = wx / norm, wy / norm, wz / norm
-    s, c1 = math.sin(angle), 1.0 - math.cos(angle)
-    # E = I + s K + c1 K^2 with K the cross-product matrix of k
-    e = [
-        1 - c1 * (ky * ky + kz * kz), -s * kz + c1 * kx * ky, s * ky + c1 * kx * kz,
-        s * kz + c1 * kx * ky, 1 - c1 * (kx * kx + kz * kz), -s * kx + c1 * ky * kz,
-        -s * ky + c1 * kx * kz, s * kx + c1 * ky * kz, 1 - c1 * (kx * kx + ky * ky),
-    ]  # fmt: skip
-    return [
-        R[3 * i] * e[j] + R[3 * i + 1] * e[3 + j] + R[3 * i + 2] * e[6 + j]
-        for i in range(3)
-        for j in range(3)
-    ]
+    turned = []
+    for x, y, z in vectors:
+        dot = (kx * x + ky * y + kz * z) * (1.0 - c)
+        turned.append((
+            x * c + (ky * z - kz * y) * s + kx * dot,
+            y * c + (kz * x - kx * z) * s + ky * dot,
+            z * c + (kx * y - ky * x) * s + kz * dot,
+        ))  # fmt: skip
+    return turned
