@@ -107,15 +107,16 @@ def main():
         for seed in seeds:
             train_guide(args.runs, seed, args.guide_steps)
         return
+    training = args.train or args.train_only
     rows = []
     for method in methods:
         for seed in seeds:
-            if (args.train or args.train_only) and method != "td3":
+            if training and method != "td3":
                 train_guide(args.runs, seed, args.guide_steps)
             cfg = config(method, seed, args.runs, args.steps, args.round_steps)
             out = args.runs / f"{method}-s{seed}"
             done = finished(out, cfg.steps)
-            if not done and (args.train or args.train_only):
+            if not done and training:
                 train(cfg, out, (out / "config.toml").exists(), progress=False)
                 done = True
             if not done or args.train_only:

@@ -210,7 +210,6 @@ def export_bundle(
                 else:
                     torch_actions = actor(obs)
             enc = actor.spike_trains["encoder"].numpy()  # the first layer's input frames
-            enc = enc if graded else enc.astype(np.int8)
             reference = [actor.spike_trains[n].numpy().astype(np.int8) for n in actor.layer_names]
             fidelity["reference"] = "torch actor"
             if not stateful:  # norse's from_nir graph has no per-layer delay

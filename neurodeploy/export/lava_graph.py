@@ -47,6 +47,7 @@ def float_lif_params(layer: Layer, index: int) -> dict:
         "vth": 1.0,
         "bias_mant": (layer.bias + layer.v_bias) * gain,
         "bias_exp": 0,
+        "num_message_bits": 0,  # binary spikes in; from_float sets graded input
     }
 
 
@@ -77,7 +78,8 @@ class LavaNetwork:
         cls, layers: list[Layer], timesteps: int, stateful=False, graded=False
     ) -> LavaNetwork:
         params = [float_lif_params(layer, i) for i, layer in enumerate(layers)]
-        params[0]["num_message_bits"] = GRADED_BITS if graded else 0
+        if graded:
+            params[0]["num_message_bits"] = GRADED_BITS
         return cls(params, timesteps, False, stateful)
 
     @classmethod
@@ -101,7 +103,7 @@ class LavaNetwork:
         for index, p in enumerate(self.params, start=1):
             dense_kw = {
                 "weights": p["weights"].astype(self.dtype),
-                "num_message_bits": p.get("num_message_bits", 0),
+                "num_message_bits": p["num_message_bits"],
             }
             if self.fixed:
                 dense_kw["weight_exp"] = p["weight_exp"]
