@@ -100,6 +100,32 @@ def test_proxy_gets_no_gradient_into_the_actor():
     assert agent.td3.actor_target is agent.td3.proxy
 
 
+def test_caps_smoothness_pulls_the_actions_of_neighbouring_states_together():
+    """A temporal weight that dominates the actor loss makes pi(s) and pi(s') closer; the
+    logged smooth_loss is lambda_T times that distance (and absent without the weights)."""
+    from neurodeploy.envs import make_env
+    from neurodeploy.train.loop import Agent
+
+    def gap_after_updates(**kw):
+        cfg = tiny_config(algo="td3", neuron="ann", policy_delay=1, **kw)
+        agent = Agent.build(cfg, make_env(cfg.env, 0))
+        rng = np.random.default_rng(0)
+        obs, next_obs = rng.normal(size=(64, 3)), rng.normal(size=(64, 3))
+        for o, n in zip(obs, next_obs, strict=True):
+            agent.buffer.add(o, rng.uniform(-2, 2, 1), 0.0, n, False)
+        for _ in range(30):
+            losses = agent.td3.update(lambda: agent.buffer.sample(64, rng))
+        with torch.no_grad():
+            s, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in (obs, next_obs))
+            gap = ((agent.actor(s) - agent.actor(s2)) ** 2).sum(-1).mean().item()
+        return gap, losses
+
+    plain, plain_losses = gap_after_updates()
+    smooth, losses = gap_after_updates(smooth_temporal=100.0, smooth_spatial=1.0)
+    assert "smooth_loss" not in plain_losses and losses["smooth_loss"] > 0
+    assert smooth < 0.5 * plain
+
+
 def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     args = ["pendulum", "--steps", "1500", *TINY]
     # Uninterrupted reference run.

@@ -43,6 +43,9 @@ class TrainConfig:
     expl_noise: float = 0.1  # fraction of the action half-range
     policy_noise: float = 0.2
     noise_clip: float = 0.5
+    smooth_temporal: float = 0.0  # CAPS lambda_T (flat TD3 actors, e.g. a guide): 0 = off
+    smooth_spatial: float = 0.0  # CAPS lambda_S
+    smooth_sigma: float = 0.01  # CAPS sigma_S (observation units)
     policy_delay: int = 2
     proxy_hidden: list[int] = field(default_factory=list)  # empty: per-neuron default
     proxy_lr: float = 0.0  # 0: per-neuron default

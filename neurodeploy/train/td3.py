@@ -12,7 +12,10 @@ One update, read top to bottom:
 3. Critic: minimise ``(Q1(s, a) - y)^2 + (Q2(s, a) - y)^2``.
 4. Every ``policy_delay`` updates: actor loss ``-Q1(s, actor(s))``, then Polyak
    ``theta' <- tau theta + (1 - tau) theta'`` for the critic target, and for the
-   actor target unless a proxy is used.
+   actor target unless a proxy is used. With smoothness weights (CAPS, Mysore et al.,
+   ICRA 2021) the loss is ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
+   + lambda_S ||pi(s) - pi(s + N(0, sigma_S))||^2``: the Q term is normalised so the
+   weights do not depend on the reward scale; it stops bang-bang chattering.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ class TD3Settings:
     policy_delay: int = 2
     proxy_lr: float = 1e-3
     proxy_steps: int = 3  # K
+    smooth_temporal: float = 0.0  # lambda_T (CAPS): ||pi(s) - pi(s')||^2
+    smooth_spatial: float = 0.0  # lambda_S (CAPS): ||pi(s) - pi(s + noise)||^2
+    smooth_sigma: float = 0.01  # sigma_S, the observation noise of the spatial term
 
 
 class TD3:
@@ -120,8 +126,13 @@ class TD3:
 
         # 4. delayed actor update and Polyak averaging
         if self.updates % s.policy_delay == 0:
-            q1_pi, _ = self.critic(batch.obs, self.actor(batch.obs))
+            actions = self.actor(batch.obs)
+            q1_pi, _ = self.critic(batch.obs, actions)
             actor_loss = -q1_pi.mean()
+            if s.smooth_temporal or s.smooth_spatial:
+                smooth = self._smoothness(batch, actions)
+                actor_loss = actor_loss / q1_pi.abs().mean().detach() + smooth
+                losses["smooth_loss"] = smooth.item()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
@@ -130,6 +141,18 @@ class TD3:
             if self.proxy is None:
                 polyak(self.actor, self.actor_target, s.tau)
         return losses
+
+    def _smoothness(self, batch: Batch, actions: torch.Tensor) -> torch.Tensor:
+        """CAPS: ``lambda_T ||pi(s) - pi(s')||^2 + lambda_S ||pi(s) - pi(s + noise)||^2``."""
+        s = self.settings
+        loss = actions.new_zeros(())
+        if s.smooth_temporal:
+            step = self.actor(batch.next_obs) - actions
+            loss = loss + s.smooth_temporal * (step**2).sum(-1).mean()
+        if s.smooth_spatial:
+            noisy = batch.obs + torch.randn_like(batch.obs) * s.smooth_sigma
+            loss = loss + s.smooth_spatial * ((self.actor(noisy) - actions) ** 2).sum(-1).mean()
+        return loss
 
     # -- checkpointing ------------------------------------------------------------------
 
