@@ -25,17 +25,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
+from quad_bc import ENV, EVAL_SEED, TAIL, GuideDriver, fly, tail_error  # noqa: E402
 from returns import eval_curve  # noqa: E402
 
+from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.export.bundle import export_bundle  # noqa: E402
 from neurodeploy.hardware.runner import run_policy  # noqa: E402
 from neurodeploy.train.config import read_config, resolve  # noqa: E402
-from neurodeploy.train.guide import guide_config  # noqa: E402
+from neurodeploy.train.guide import Guide, guide_config  # noqa: E402
 from neurodeploy.train.loop import train  # noqa: E402
 
 METHODS = ("guided", "td3", "bc")
-EPISODE = 500
-TAIL = 100
 
 
 def config(method: str, seed: int, runs: Path, steps: int | None, round_steps: int | None = None):
@@ -76,13 +76,10 @@ def hover_error(path: Path, backend: str, episodes: int) -> tuple[float, float, 
         path,
         backend,
         episodes,
-        seed=1000,
+        seed=EVAL_SEED,
         observe=lambda ep, obs: positions.setdefault(ep, []).append(float(np.linalg.norm(obs[:3]))),
     )
-    tails = []
-    for dist in positions.values():
-        dist = dist + [dist[-1]] * (EPISODE - len(dist))  # crashed: stays where it left
-        tails.append(np.mean(dist[-TAIL:]))
+    tails = [tail_error(dist) for dist in positions.values()]
     return float(np.mean(result.returns)), float(np.mean(tails)), float(np.mean(result.lengths))
 
 
@@ -152,13 +149,18 @@ def main():
             under = int((got[:, 1] < 0.1).sum())
             lines.append(f"| {method} | {len(got)} | {' | '.join(cells[:3])} | {under} | "
                          f"{' | '.join(cells[3:])} |")  # fmt: skip
-    lines += ["", "| guide | seed | steps | last training evaluation (return) |"]
-    lines.append("|---|---|---|---|")
+    lines += ["", "| guide | seed | steps | return | hover error m | steps flown |"]
+    lines.append("|---|---|---|---|---|---|")
+    env = make_env(ENV)
+    env.unwrapped.set_curriculum(1.0)
     for seed in seeds:
-        guide = args.runs / f"guide-s{seed}" / "metrics.csv"
-        if guide.exists():
-            step, ret = eval_curve(guide)[-1]
-            lines.append(f"| ANN TD3, privileged observation | {seed} | {step:,} | {ret:.1f} |")
+        guide = args.runs / f"guide-s{seed}"
+        if (guide / "policy.pt").exists():
+            step = eval_curve(guide / "metrics.csv")[-1][0]
+            driver = GuideDriver(Guide.load(guide))
+            ret, err, flown, _ = fly(env, driver, driver.reset, args.episodes, EVAL_SEED)
+            cells = f"{np.mean(ret):.1f} | {np.mean(err):.3f} | {np.mean(flown):.0f}"
+            lines.append(f"| ANN TD3, privileged observation | {seed} | {step:,} | {cells} |")
     body = (
         f"QuadHover-v0, stateful LIF 256-128 SNN (T = 1, Lava timing modelled, the observation "
         f"as input current: graded spikes on Loihi 2). {args.episodes} "

@@ -8,7 +8,8 @@ config) is cloned on 100-step segments with the recipe's 50-step burn-in and BPT
 flown alone. ``--dagger`` adds rounds in which the SNN flies after the guide's warm-up
 and the guide labels what it sees (the data the guided loop's BC term gets).
 
-    python benchmarks/quad_bc.py --guide runs/quad/guide-s0 --variant hard: --variant subtract:reset='subtract'
+    python benchmarks/quad_bc.py --guide runs/quad/guide-s0 --variant recipe: \
+        --variant subtract:reset='subtract' --dagger 2
 
 Reports the guide's own flight and, per variant, the held-out BC loss and the SNN's
 return, hover error (mean |p| over the last 100 steps; a crash keeps its last position)
@@ -38,6 +39,12 @@ ENV = "neurodeploy/QuadHover-v0"
 EPISODE, TAIL, EVAL_SEED = 500, 100, 1000
 
 
+def tail_error(dist: list[float]) -> float:
+    """Mean distance to the target over the last TAIL of EPISODE steps; a crashed flight
+    stays where it left the ball."""
+    return float(np.mean((dist + [dist[-1]] * (EPISODE - len(dist)))[-TAIL:]))
+
+
 def fly(env, act, reset, episodes: int, seed: int, noise: float = 0.0, rng=None, label=None):
     """Fly ``act(obs, info)`` for ``episodes``; returns (returns, tail errors, lengths, data).
 
@@ -62,7 +69,7 @@ def fly(env, act, reset, episodes: int, seed: int, noise: float = 0.0, rng=None,
                 break
         returns.append(total)
         lengths.append(len(dist))
-        errors.append(float(np.mean((dist + [dist[-1]] * (EPISODE - len(dist)))[-TAIL:])))
+        errors.append(tail_error(dist))
         if label is not None:
             data.append((np.array(observed, np.float32), np.array(labels, np.float32)))
     return returns, errors, lengths, data
@@ -78,6 +85,23 @@ class GuideDriver:
         return self.guide.act(obs, info)
 
     def reset(self):
+        self.guide.reset()
+
+
+class SnnDriver:
+    """The SNN flying alone as ``act(obs, info, t)``; the guide watches (so its action
+    history is the executed actions, as in the training loop) and can label."""
+
+    def __init__(self, actor, guide: Guide):
+        self.actor, self.guide = actor, guide
+
+    @torch.no_grad()
+    def __call__(self, obs, info, t):
+        self.guide.act(obs, info)
+        return self.actor(torch.as_tensor(obs)[None])[0].numpy()
+
+    def reset(self):
+        self.actor.reset()
         self.guide.reset()
 
 
@@ -162,21 +186,14 @@ def main():
             train = segments(data, cfg.sequence_length, cfg.sequence_stride, cfg.burn_in)
             train_loss, held_loss = clone(actor, train, held, cfg, args.updates, rng)
 
-            def snn(obs, info, t):
-                guide.guide.act(obs, info)  # keeps the guide's history like the loop
-                with torch.no_grad():
-                    return actor(torch.as_tensor(obs)[None])[0].numpy()
-
-            def reset():
-                actor.reset()
-                guide.reset()
-
-            ret, err, length, _ = fly(env, snn, reset, args.eval_episodes, EVAL_SEED)
+            snn = SnnDriver(actor, guide.guide)
+            ret, err, length, _ = fly(env, snn, snn.reset, args.eval_episodes, EVAL_SEED)
+            seconds = time.perf_counter() - start
             print(f"{name} round {rnd}: bc loss {train_loss:.4f} held-out {held_loss:.4f} "
                   f"return {np.mean(ret):.1f} error {np.mean(err):.3f} m flown "
-                  f"{np.mean(length):.0f} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+                  f"{np.mean(length):.0f} ({seconds:.0f} s)", flush=True)  # fmt: skip
             if rnd < args.dagger:
-                data += fly(env, snn, reset, args.episodes // 2, 30_000 + 1000 * rnd,
+                data += fly(env, snn, snn.reset, args.episodes // 2, 30_000 + 1000 * rnd,
                             args.noise, rng, label)[3]  # fmt: skip
         rows.append((name, sets or "(recipe)", train_loss, held_loss, np.mean(ret),
                      np.mean(err), np.mean(length)))  # fmt: skip

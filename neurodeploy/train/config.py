@@ -43,7 +43,7 @@ class TrainConfig:
     expl_noise: float = 0.1  # fraction of the action half-range
     policy_noise: float = 0.2
     noise_clip: float = 0.5
-    smooth_temporal: float = 0.0  # CAPS lambda_T (flat TD3 actors, e.g. a guide): 0 = off
+    smooth_temporal: float = 0.0  # CAPS lambda_T, flat TD3 only (in a guided run: the guide)
     smooth_spatial: float = 0.0  # CAPS lambda_S
     smooth_sigma: float = 0.01  # CAPS sigma_S (observation units)
     policy_delay: int = 2
@@ -134,6 +134,13 @@ class TrainConfig:
             ),
             (self.update_every >= 1 and self.sequence_stride >= 1, "update_every and "
              "sequence_stride must be >= 1"),
+            (
+                not (self.smooth_temporal or self.smooth_spatial)
+                or self.sequence_length == 0
+                or self.guided,
+                "smooth_temporal/smooth_spatial act on flat TD3 (an ANN, a per-action-reset "
+                "actor or a guided run's guide), not on sequence training: set them to 0",
+            ),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
