@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
@@ -98,6 +99,9 @@ def main():
     parser.add_argument("--round-steps", type=int, help="guide_round_steps (shorter budgets)")
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
+    # one torch thread: lanes run side by side, and two guides with two threads each on the
+    # 2 cores trained at 63 steps/s each, against ~480 with one thread each (session 4)
+    torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     if args.guide_only:
