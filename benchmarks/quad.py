@@ -155,8 +155,8 @@ def main():
             under = int((got[:, 1] < 0.1).sum())
             lines.append(f"| {method} | {len(got)} | {' | '.join(cells[:3])} | {under} | "
                          f"{' | '.join(cells[3:])} |")  # fmt: skip
-    lines += ["", "| guide | seed | steps | return | hover error m | steps flown |"]
-    lines.append("|---|---|---|---|---|---|")
+    lines += ["", "| guide | seed | steps | return | hover error m | steps flown | chatter |"]
+    lines.append("|---|---|---|---|---|---|---|")
     env = make_env(ENV)
     env.unwrapped.set_curriculum(1.0)
     for seed in seeds:
@@ -164,8 +164,7 @@ def main():
         if (guide / "policy.pt").exists():
             step = eval_curve(guide / "metrics.csv")[-1][0]
             driver = GuideDriver(Guide.load(guide))
-            ret, err, flown, _ = fly(env, driver, driver.reset, args.episodes, EVAL_SEED)
-            cells = f"{np.mean(ret):.1f} | {np.mean(err):.3f} | {np.mean(flown):.0f}"
+            cells = fly(env, driver, args.episodes, EVAL_SEED).cells()
             lines.append(f"| ANN TD3, privileged observation | {seed} | {step:,} | {cells} |")
     body = (
         f"QuadHover-v0, stateful LIF 256-128 SNN (T = 1, Lava timing modelled, the observation "

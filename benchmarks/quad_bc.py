@@ -1,26 +1,24 @@
 """QuadHover: can the stateful SNN imitate the guide at all? (offline behaviour cloning)
 
-The guided recipe's SNN does not fly alone although its guide does. This benchmark takes
-the learning problem apart from the RL loop: a trained guide (RUNS/guide-s<seed>) flies
-``--episodes`` episodes with the training exploration noise, its clean actions are the
-labels, and each SNN variant (``--variant NAME:KEY=VALUE,...``, keys of the training
-config) is cloned on 100-step segments with the recipe's 50-step burn-in and BPTT, then
-flown alone. ``--dagger`` adds rounds in which the SNN flies after the guide's warm-up
-and the guide labels what it sees (the data the guided loop's BC term gets).
+This takes the imitation problem apart from the RL loop. Each trained guide (``--guide``,
+repeatable) flies ``--episodes`` episodes with the training exploration noise and labels
+them with its clean action; each SNN variant (``--variant NAME:KEY=VALUE,...``, keys of the
+training config, default the guided recipe) is cloned on 100-step segments with the
+recipe's 50-step burn-in and BPTT, then flown alone. ``--dagger`` adds rounds in which the
+SNN flies and the guide labels what it meets (the data the guided loop's BC term gets).
 
-    python benchmarks/quad_bc.py --guide runs/quad/guide-s0 --variant recipe: \
-        --variant subtract:reset='subtract' --dagger 2
+    python benchmarks/quad_bc.py --guide runs/old/guide-s0 --guide runs/quad/guide-s0 --dagger 1
 
-Reports the guide's own flight and, per variant, the held-out BC loss and the SNN's
-return, hover error (mean |p| over the last 100 steps; a crash keeps its last position)
-and steps flown, on the evaluation seeds of benchmarks/quad.py.
+Reports, per guide, its own flight and, per variant, the BC losses and the SNN's flight:
+return, hover error (as benchmarks/quad.py), steps flown and chatter (mean step-to-step
+change of the motor commands), on the evaluation seeds of benchmarks/quad.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from _results import write_section  # noqa: E402
 
 from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.snn import build_actor  # noqa: E402
-from neurodeploy.train.config import parse_set, resolve  # noqa: E402
+from neurodeploy.train.config import parse_set, read_config, resolve  # noqa: E402
 from neurodeploy.train.guide import Guide  # noqa: E402
 from neurodeploy.train.loop import actor_config  # noqa: E402
 
@@ -45,43 +43,61 @@ def tail_error(dist: list[float]) -> float:
     return float(np.mean((dist + [dist[-1]] * (EPISODE - len(dist)))[-TAIL:]))
 
 
-def fly(env, act, reset, episodes: int, seed: int, noise: float = 0.0, rng=None, label=None):
-    """Fly ``act(obs, info)`` for ``episodes``; returns (returns, tail errors, lengths, data).
+@dataclass
+class Flight:
+    """Per-episode results of :func:`fly` (``data``: (obs, label) arrays when labelled)."""
 
-    ``data`` holds one (obs [n, 18], label [n, 4]) pair per episode when ``label`` is given
-    (the guide's clean action at every visited state)."""
-    returns, errors, lengths, data = [], [], [], []
+    returns: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)  # tail_error
+    lengths: list[int] = field(default_factory=list)  # steps flown
+    chatter: list[float] = field(default_factory=list)  # mean |a_t - a_t-1| over the tail
+    data: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def cells(self) -> str:
+        """Return, hover error, steps flown and chatter as Markdown table cells."""
+        return (f"{np.mean(self.returns):.1f} | {np.mean(self.errors):.3f} | "
+                f"{np.mean(self.lengths):.0f} | {np.mean(self.chatter):.3f}")  # fmt: skip
+
+
+def fly(env, pilot, episodes: int, seed: int, noise=0.0, rng=None, label=None) -> Flight:
+    """Fly ``pilot`` (a GuideDriver or SnnDriver) for ``episodes`` from seeds ``seed + i``;
+    with ``noise`` the executed action gets Gaussian noise; with ``label`` each step records
+    (obs, label(obs, info))."""
+    out = Flight()
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
-        reset()
-        dist, total, observed, labels = [], 0.0, [], []
-        for t in range(EPISODE):
-            action = act(obs, info, t)
+        pilot.reset()
+        dist, total, observed, labels, actions = [], 0.0, [], [], []
+        for _ in range(EPISODE):
+            action = np.asarray(pilot(obs, info), np.float32)
+            actions.append(action)
             if label is not None:
                 observed.append(obs)
-                labels.append(label(obs, info, t))
+                labels.append(label(obs, info))
             if noise:
                 action = np.clip(action + rng.normal(0.0, noise, action.shape), -1.0, 1.0)
-            obs, reward, terminated, _, info = env.step(np.asarray(action, np.float32))
+            pilot.guide.executed(action)  # the guide's action history: what the env got
+            obs, reward, terminated, _, info = env.step(action.astype(np.float32))
             total += float(reward)
             dist.append(float(np.linalg.norm(obs[:3])))
             if terminated:
                 break
-        returns.append(total)
-        lengths.append(len(dist))
-        errors.append(tail_error(dist))
+        out.returns.append(total)
+        out.lengths.append(len(dist))
+        out.errors.append(tail_error(dist))
+        out.chatter.append(float(np.abs(np.diff(actions[-TAIL:], axis=0)).mean()))
         if label is not None:
-            data.append((np.array(observed, np.float32), np.array(labels, np.float32)))
-    return returns, errors, lengths, data
+            out.data.append((np.array(observed, np.float32), np.array(labels, np.float32)))
+    return out
 
 
 class GuideDriver:
-    """The guide as ``act(obs, info, t)``; it records the action the env received."""
+    """The guide flying (:func:`fly` keeps its action history)."""
 
     def __init__(self, guide: Guide):
         self.guide = guide
 
-    def __call__(self, obs, info, t):
+    def __call__(self, obs, info):
         return self.guide.act(obs, info)
 
     def reset(self):
@@ -89,15 +105,14 @@ class GuideDriver:
 
 
 class SnnDriver:
-    """The SNN flying alone as ``act(obs, info, t)``; the guide watches (so its action
-    history is the executed actions, as in the training loop) and can label."""
+    """The SNN flying alone; the guide rides along (its action history is the SNN's actions,
+    as in the training loop), so it can label what it sees."""
 
     def __init__(self, actor, guide: Guide):
         self.actor, self.guide = actor, guide
 
     @torch.no_grad()
-    def __call__(self, obs, info, t):
-        self.guide.act(obs, info)
+    def __call__(self, obs, info):
         return self.actor(torch.as_tensor(obs)[None])[0].numpy()
 
     def reset(self):
@@ -146,9 +161,39 @@ def clone(actor, train, held_out, cfg, updates: int, rng) -> tuple[float, float]
     return float(np.mean(recent)), held
 
 
+def clone_variants(env, guide: Guide, variants: list[str], args, rng) -> list[str]:
+    """Label ``args.episodes`` noisy guide flights, clone each variant, fly it: table rows."""
+    flying = GuideDriver(guide)
+    label = lambda obs, info: guide.act(obs, info)  # noqa: E731
+    flown = fly(env, flying, args.episodes, 10_000, args.noise, rng, label).data
+    held_out = fly(env, flying, 10, 20_000, args.noise, rng, label).data
+    rows = []
+    for spec in variants:
+        name, _, sets = spec.partition(":")
+        overrides = parse_set([s for s in sets.split(",") if s])
+        cfg = resolve("quad-hover-guided", {"seed": args.seed, **overrides})[0]
+        torch.manual_seed(args.seed)
+        actor = build_actor(actor_config(cfg, env))
+        snn = SnnDriver(actor, guide)
+        cut = (cfg.sequence_length, cfg.sequence_stride, cfg.burn_in)
+        data, held = list(flown), segments(held_out, *cut)
+        for rnd in range(args.dagger + 1):
+            losses = clone(actor, segments(data, *cut), held, cfg, args.updates, rng)
+            if rnd < args.dagger:  # the SNN flies, the guide labels what it meets
+                seed = 30_000 + 1000 * rnd
+                data += fly(env, snn, args.episodes // 2, seed, args.noise, rng,
+                            label).data  # fmt: skip
+        result = fly(env, snn, args.eval_episodes, EVAL_SEED)
+        rows.append(f"| {name} | `{sets or '(recipe)'}` | {losses[0]:.4f} | {losses[1]:.4f} | "
+                    f"{result.cells()} |")  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--guide", type=Path, required=True)
+    parser.add_argument("--guide", type=Path, action="append", required=True,
+                        help="a guide run directory (repeat to compare guides)")  # fmt: skip
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME:KEY=VALUE,KEY=VALUE (training-config keys)")  # fmt: skip
     parser.add_argument("--episodes", type=int, default=60, help="guide episodes to clone")
@@ -163,57 +208,28 @@ def main():
 
     env = make_env(ENV)
     env.unwrapped.set_curriculum(1.0)
-    guide = GuideDriver(Guide.load(args.guide))
-    rng = np.random.default_rng(args.seed)
-    g_ret, g_err, g_len, _ = fly(env, guide, guide.reset, args.eval_episodes, EVAL_SEED)
-    print(f"guide: return {np.mean(g_ret):.1f} error {np.mean(g_err):.3f} m flown "
-          f"{np.mean(g_len):.0f}", flush=True)  # fmt: skip
-    label = lambda obs, info, t: guide.guide.act(obs, info)  # noqa: E731
-    flown = fly(env, guide, guide.reset, args.episodes, 10_000, args.noise, rng, label)[3]
-    held_out = fly(env, guide, guide.reset, 10, 20_000, args.noise, rng, label)[3]
-
-    rows = []
-    for spec in args.variant or ["recipe:"]:
-        name, _, sets = spec.partition(":")
-        cfg = resolve("quad-hover-guided", {"seed": args.seed, **parse_set(
-            [s for s in sets.split(",") if s])})[0]  # fmt: skip
-        torch.manual_seed(args.seed)
-        actor = build_actor(actor_config(cfg, env))
-        data = list(flown)
-        held = segments(held_out, cfg.sequence_length, cfg.sequence_stride, cfg.burn_in)
-        start = time.perf_counter()
-        for rnd in range(args.dagger + 1):
-            train = segments(data, cfg.sequence_length, cfg.sequence_stride, cfg.burn_in)
-            train_loss, held_loss = clone(actor, train, held, cfg, args.updates, rng)
-
-            snn = SnnDriver(actor, guide.guide)
-            ret, err, length, _ = fly(env, snn, snn.reset, args.eval_episodes, EVAL_SEED)
-            seconds = time.perf_counter() - start
-            print(f"{name} round {rnd}: bc loss {train_loss:.4f} held-out {held_loss:.4f} "
-                  f"return {np.mean(ret):.1f} error {np.mean(err):.3f} m flown "
-                  f"{np.mean(length):.0f} ({seconds:.0f} s)", flush=True)  # fmt: skip
-            if rnd < args.dagger:
-                data += fly(env, snn, snn.reset, args.episodes // 2, 30_000 + 1000 * rnd,
-                            args.noise, rng, label)[3]  # fmt: skip
-        rows.append((name, sets or "(recipe)", train_loss, held_loss, np.mean(ret),
-                     np.mean(err), np.mean(length)))  # fmt: skip
-
-    lines = [
-        f"Guide {args.guide.name}: return {np.mean(g_ret):.1f}, hover error "
-        f"{np.mean(g_err):.3f} m, flies {np.mean(g_len):.0f} of 500 steps "
-        f"({args.eval_episodes} episodes).",
-        "",
-        "| variant | changes | BC loss (train) | BC loss (held out) | SNN return | "
-        "hover error m | steps flown |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, sets, tl, hl, ret, err, length in rows:
-        lines.append(f"| {name} | `{sets}` | {tl:.4f} | {hl:.4f} | {ret:.1f} | {err:.3f} | "
-                     f"{length:.0f} |")  # fmt: skip
+    guides = ["| guide | steps | return | hover error m | steps flown | chatter |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    clones = ["| guide | SNN variant | changes | BC loss (train) | BC loss (held out) | "
+              "SNN return | hover error m | steps flown | chatter |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for path in args.guide:
+        guide = Guide.load(path)
+        own = fly(env, GuideDriver(guide), args.eval_episodes, EVAL_SEED)
+        guides.append(f"| `{path}` | {read_config(path / 'config.toml').steps:,} | "
+                      f"{own.cells()} |")  # fmt: skip
+        print(guides[-1], flush=True)
+        rng = np.random.default_rng(args.seed)
+        rows = clone_variants(env, guide, args.variant or ["recipe:"], args, rng)
+        clones += [f"| `{path}` {row}" for row in rows]
+    lines = [*guides, "", *clones]
     body = (
-        f"Offline behaviour cloning of a QuadHover guide: {args.episodes} guide episodes "
-        f"(exploration std {args.noise}), {args.updates} updates per round, {args.dagger} "
-        f"DAgger rounds; SNN flown alone on {args.eval_episodes} episodes (seeds 1000+).\n\n"
+        f"Offline behaviour cloning of QuadHover guides: {args.episodes} guide episodes "
+        f"(exploration std {args.noise}) labelled with the guide's clean action, "
+        f"{args.updates} BC updates per round (100-step segments, 50-step burn-in, BPTT), "
+        f"{args.dagger} DAgger rounds; each policy flown alone on {args.eval_episodes} episodes "
+        f"(seeds 1000+, final reward). Hover error as benchmarks/quad.py; chatter = mean "
+        f"|a_t - a_(t-1)| per motor over the last {TAIL} steps (commands in [-1, 1]).\n\n"
         + "\n".join(lines)
     )
     print(body)
