@@ -101,8 +101,8 @@ def test_proxy_gets_no_gradient_into_the_actor():
 
 
 def test_caps_smoothness_pulls_the_actions_of_neighbouring_states_together():
-    """A temporal weight that dominates the actor loss makes pi(s) and pi(s') closer; the
-    logged smooth_loss is lambda_T times that distance (and absent without the weights)."""
+    """Smoothness weights that dominate the actor loss bring pi(s) and pi(s') closer than
+    plain TD3 does; smooth_loss is logged only when the weights are set."""
     from neurodeploy.envs import make_env
     from neurodeploy.train.loop import Agent
 
