@@ -32,15 +32,16 @@ from returns import eval_curve  # noqa: E402
 from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.export.bundle import export_bundle  # noqa: E402
 from neurodeploy.hardware.runner import run_policy  # noqa: E402
-from neurodeploy.train.config import read_config, resolve  # noqa: E402
+from neurodeploy.train.config import parse_set, read_config, resolve  # noqa: E402
 from neurodeploy.train.guide import Guide, guide_config  # noqa: E402
 from neurodeploy.train.loop import train  # noqa: E402
 
 METHODS = ("guided", "td3", "bc")
 
 
-def config(method: str, seed: int, runs: Path, steps: int | None, round_steps: int | None = None):
-    overrides: dict = {"seed": seed}
+def config(method: str, seed: int, runs: Path, steps: int | None, round_steps: int | None = None,
+           sets: dict | None = None):  # fmt: skip
+    overrides: dict = {**(sets or {}), "seed": seed}
     if steps:
         overrides["steps"] = steps
     if round_steps:
@@ -59,9 +60,9 @@ def finished(run: Path, steps: int) -> bool:
     return bool(curve) and curve[-1][0] >= steps  # a run stopped before its first eval: []
 
 
-def train_guide(runs: Path, seed: int, guide_steps: int | None) -> None:
+def train_guide(runs: Path, seed: int, guide_steps: int | None, sets: dict | None = None) -> None:
     """The guide of ``seed``: the guided recipe's guide config, trained in RUNS/guide-s<seed>."""
-    cfg = guide_config(resolve("quad-hover-guided", {"seed": seed})[0])
+    cfg = guide_config(resolve("quad-hover-guided", {**(sets or {}), "seed": seed})[0])
     if guide_steps:
         cfg = dataclasses.replace(cfg, steps=guide_steps)
     out = runs / f"guide-s{seed}"
@@ -98,7 +99,15 @@ def main():
     )
     parser.add_argument("--round-steps", type=int, help="guide_round_steps (shorter budgets)")
     parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override for every run and guide (own --runs; report not recorded)",
+    )
     args = parser.parse_args()
+    sets = parse_set(args.set)
     # one torch thread: lanes run side by side, and two guides with two threads each on the
     # 2 cores trained at 63 steps/s each, against ~480 with one thread each (session 4)
     torch.set_num_threads(1)
@@ -106,15 +115,15 @@ def main():
     methods = args.methods.split(",")
     if args.guide_only:
         for seed in seeds:
-            train_guide(args.runs, seed, args.guide_steps)
+            train_guide(args.runs, seed, args.guide_steps, sets)
         return
     training = args.train or args.train_only
     rows = []
     for method in methods:
         for seed in seeds:
             if training and method != "td3":
-                train_guide(args.runs, seed, args.guide_steps)
-            cfg = config(method, seed, args.runs, args.steps, args.round_steps)
+                train_guide(args.runs, seed, args.guide_steps, sets)
+            cfg = config(method, seed, args.runs, args.steps, args.round_steps, sets)
             out = args.runs / f"{method}-s{seed}"
             done = finished(out, cfg.steps)
             if not done and training:
@@ -174,7 +183,8 @@ def main():
         + "\n".join(lines)
     )
     print(body)
-    write_section("quad", "QuadHover: guided vs TD3 vs BC (issue 7)", body)
+    if not sets:  # a variant's report is printed, not published over the recipe's
+        write_section("quad", "QuadHover: guided vs TD3 vs BC (issue 7)", body)
 
 
 if __name__ == "__main__":
