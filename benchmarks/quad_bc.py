@@ -29,9 +29,12 @@ from _results import write_section  # noqa: E402
 
 from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.snn import build_actor  # noqa: E402
+from neurodeploy.train.buffer import SequenceBuffer  # noqa: E402
 from neurodeploy.train.config import parse_set, read_config, resolve  # noqa: E402
 from neurodeploy.train.guide import Guide  # noqa: E402
 from neurodeploy.train.loop import actor_config  # noqa: E402
+from neurodeploy.train.sequence_td3 import SequenceTD3  # noqa: E402
+from neurodeploy.train.td3 import Critic, TD3Settings  # noqa: E402
 
 ENV = "neurodeploy/QuadHover-v0"
 EPISODE, TAIL, EVAL_SEED = 500, 100, 1000
@@ -120,51 +123,42 @@ class SnnDriver:
         self.guide.reset()
 
 
-def segments(data, length: int, stride: int, burn_in: int):
-    """All (obs, label, mask) segments of ``length`` steps, as SequenceBuffer cuts them."""
-    out = []
-    for obs, lab in data:
-        n = len(obs)
-        for start in range(0, n, stride):
-            if start + burn_in >= n:
-                break
-            idx = np.minimum(np.arange(start, start + length), n - 1)
-            mask = (np.arange(start, start + length) < n).astype(np.float32)
-            mask[:burn_in] = 0.0
-            out.append((obs[idx], lab[idx], mask))
-    obs, lab, mask = (np.stack(x, axis=1) for x in zip(*out, strict=True))
-    return torch.from_numpy(obs), torch.from_numpy(lab), torch.from_numpy(mask)[..., None]
+def replay(data, cfg) -> SequenceBuffer:
+    """Labelled flights in the training loop's segment replay (labels as guide actions)."""
+    buffer = SequenceBuffer(18, 4, sum(len(obs) for obs, _ in data), cfg.sequence_length,
+                            cfg.sequence_stride, cfg.burn_in)  # fmt: skip
+    for obs, labels in data:
+        for o, a in zip(obs, labels, strict=True):
+            buffer.add(o, a, 0.0, o, False, guide_action=a)
+        buffer.end_episode()
+    return buffer
 
 
-def bc_loss(actor, obs, lab, mask, burn_in: int) -> torch.Tensor:
-    with torch.no_grad():
-        _, warm = actor.forward_sequence(obs[:burn_in])
-    actions, _ = actor.forward_sequence(obs[burn_in:], warm)
-    m = mask[burn_in:]
-    return (((actions - lab[burn_in:]) ** 2).sum(-1, keepdim=True) * m).sum() / m.sum()
+@torch.no_grad()
+def held_out_loss(actor, batch, burn_in: int) -> float:
+    """The BC loss of SequenceTD3's ``bc_only`` update, measured without a step."""
+    _, warm = actor.forward_sequence(batch.obs[:burn_in])
+    actions, _ = actor.forward_sequence(batch.obs[burn_in:], warm)
+    mask = batch.mask[burn_in:]
+    error = ((actions - batch.guide_action[burn_in:]) ** 2).sum(-1, keepdim=True)
+    return float((error * mask).sum() / mask.sum())
 
 
 def clone(actor, train, held_out, cfg, updates: int, rng) -> tuple[float, float]:
-    """Adam on the BC loss over random batches of segments; (train loss, held-out loss)."""
-    opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
-    obs, lab, mask = train
-    recent = []
-    for _ in range(updates):
-        pick = torch.from_numpy(rng.integers(0, obs.shape[1], cfg.batch_size))
-        loss = bc_loss(actor, obs[:, pick], lab[:, pick], mask[:, pick], cfg.burn_in)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        recent = (recent + [loss.item()])[-100:]
-    with torch.no_grad():
-        held = bc_loss(actor, *held_out, cfg.burn_in).item()
-    return float(np.mean(recent)), held
+    """The ``bc`` baseline's update (SequenceTD3, ``bc_only``) on the labelled replay;
+    (mean train loss of the last 100 updates, held-out loss on 256 segments)."""
+    low, high = torch.full((4,), -1.0), torch.full((4,), 1.0)
+    settings = TD3Settings(actor_lr=cfg.actor_lr)
+    bc = SequenceTD3(actor, Critic(18, 4), settings, low, high, burn_in=cfg.burn_in, bc_only=True)
+    recent = [bc.update(lambda: train.sample(cfg.batch_size, rng))["actor_loss"]
+              for _ in range(updates)][-100:]  # fmt: skip
+    return float(np.mean(recent)), held_out_loss(actor, held_out.sample(256, rng), cfg.burn_in)
 
 
 def clone_variants(env, guide: Guide, variants: list[str], args, rng) -> list[str]:
     """Label ``args.episodes`` noisy guide flights, clone each variant, fly it: table rows."""
     flying = GuideDriver(guide)
-    label = lambda obs, info: guide.act(obs, info)  # noqa: E731
+    label = guide.act
     flown = fly(env, flying, args.episodes, 10_000, args.noise, rng, label).data
     held_out = fly(env, flying, 10, 20_000, args.noise, rng, label).data
     rows = []
@@ -175,10 +169,9 @@ def clone_variants(env, guide: Guide, variants: list[str], args, rng) -> list[st
         torch.manual_seed(args.seed)
         actor = build_actor(actor_config(cfg, env))
         snn = SnnDriver(actor, guide)
-        cut = (cfg.sequence_length, cfg.sequence_stride, cfg.burn_in)
-        data, held = list(flown), segments(held_out, *cut)
+        data, held = list(flown), replay(held_out, cfg)
         for rnd in range(args.dagger + 1):
-            losses = clone(actor, segments(data, *cut), held, cfg, args.updates, rng)
+            losses = clone(actor, replay(data, cfg), held, cfg, args.updates, rng)
             if rnd < args.dagger:  # the SNN flies, the guide labels what it meets
                 seed = 30_000 + 1000 * rnd
                 data += fly(env, snn, args.episodes // 2, seed, args.noise, rng,
