@@ -171,6 +171,22 @@ def test_privileged_observation_appends_the_action_history():
     assert np.allclose(obs[22:26], b) and np.allclose(obs[26:30], a)  # newest first
 
 
+def test_guide_obs_scale_multiplies_the_leading_privileged_entries(tmp_path):
+    from neurodeploy.envs import make_env
+    from neurodeploy.envs.privileged import PrivilegedObservation
+
+    scale = [10.0, 10.0, 10.0] + [1.0] * 9 + [3.0, 3.0, 3.0]
+    env = PrivilegedObservation(make_env("neurodeploy/QuadHover-v0"), 2, scale)
+    obs, info = env.reset(seed=3)
+    true = info["privileged"]
+    assert np.allclose(obs[:3], 10 * true[:3]) and np.allclose(obs[12:15], 3 * true[12:15])
+    assert np.array_equal(obs[3:12], true[3:12]) and np.array_equal(obs[15:22], true[15:22])
+    with pytest.raises(ValueError, match="guide_obs_scale has 31 entries"):
+        PrivilegedObservation(make_env("neurodeploy/QuadHover-v0"), 2, [1.0] * 31)
+    with pytest.raises(ConfigError, match="guide_obs_scale"):
+        TrainConfig(guide_obs_scale=[1.0, -2.0])
+
+
 @pytest.fixture(scope="module", params=["population", "direct"])
 def stateful_policy(tmp_path_factory, request):
     """direct: the observation itself is the input (on Loihi 2, graded spikes)."""

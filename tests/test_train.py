@@ -82,6 +82,22 @@ def test_training_writes_a_complete_run_directory(tmp_path, algo, neuron):
         assert "proxy_loss" in rows[0] and rows[1].split(",")[6] != ""
 
 
+def test_best_policy_is_the_best_evaluated_one(tmp_path):
+    from neurodeploy.train.evaluate import evaluate
+    from neurodeploy.train.loop import EVAL_SEED_OFFSET, make_train_env
+
+    cfg = tiny_config(algo="td3", neuron="ann", steps=1400, eval_every=350, eval_episodes=2)
+    run = train(cfg, tmp_path / "run", progress=False)
+    header, *rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()]
+    evals = [float(r[header.index("eval_return_mean")]) for r in rows]
+    actor = actor_from_payload(torch.load(run / "best.pt", weights_only=True))
+    returns, _ = evaluate(actor, make_train_env(cfg), 2, cfg.seed + EVAL_SEED_OFFSET)
+    assert np.mean(returns) == pytest.approx(max(evals), rel=1e-5)
+    last = actor_from_payload(torch.load(run / "policy.pt", weights_only=True))
+    returns, _ = evaluate(last, make_train_env(cfg), 2, cfg.seed + EVAL_SEED_OFFSET)
+    assert np.mean(returns) == pytest.approx(evals[-1], rel=1e-5)
+
+
 def test_proxy_gets_no_gradient_into_the_actor():
     from neurodeploy.envs import make_env
     from neurodeploy.train.loop import Agent

@@ -2,7 +2,9 @@
 
 An environment may put its noise-free state in ``info["privileged"]`` (QuadHover
 does: state and motor thrusts); otherwise the observation itself is used. The
-last ``history`` actions (zeros after a reset, newest first) are appended.
+last ``history`` actions (zeros after a reset, newest first) are appended. An
+optional ``scale`` multiplies the first ``len(scale)`` entries (QuadHover: position
+x10, velocity x3, so that centimetres are visible to the guide and its critic).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import numpy as np
 class ActionHistory:
     """The last ``history`` actions, newest first, zeros after ``reset``."""
 
-    def __init__(self, act_dim: int, history: int):
+    def __init__(self, act_dim: int, history: int, scale=()):
         self.actions = np.zeros((history, act_dim), np.float32)
+        self.scale = np.asarray(scale, np.float32)
 
     def reset(self) -> None:
         self.actions[:] = 0.0
@@ -27,15 +30,22 @@ class ActionHistory:
 
     def observe(self, obs: np.ndarray, info: dict) -> np.ndarray:
         state = np.asarray(info.get("privileged", obs), np.float32)
-        return np.concatenate([state, self.actions.ravel()])
+        observed = np.concatenate([state, self.actions.ravel()])
+        if len(self.scale) > len(observed):
+            raise ValueError(
+                f"guide_obs_scale has {len(self.scale)} entries; the privileged observation "
+                f"has only {len(observed)}"
+            )
+        observed[: len(self.scale)] *= self.scale
+        return observed
 
 
 class PrivilegedObservation(gym.Wrapper):
     """Replaces the observation by :meth:`ActionHistory.observe` (for training a guide)."""
 
-    def __init__(self, env: gym.Env, history: int):
+    def __init__(self, env: gym.Env, history: int, scale=()):
         super().__init__(env)
-        self.history = ActionHistory(env.action_space.shape[0], history)
+        self.history = ActionHistory(env.action_space.shape[0], history, scale)
         obs, info = env.reset(seed=0)
         n = len(self.history.observe(obs, info))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)

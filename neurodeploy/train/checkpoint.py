@@ -12,6 +12,7 @@ import torch
 from neurodeploy.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
+BEST_POLICY = "best.pt"  # the policy of the best evaluation so far (policy.pt: the last)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

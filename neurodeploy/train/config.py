@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -74,6 +75,7 @@ class TrainConfig:
     guide: str = ""  # run directory of a trained guide (observation = "privileged")
     guide_steps: int = 0  # > 0 and no guide: first train a guide for this many steps
     guide_history: int = 2  # past actions the guide sees
+    guide_obs_scale: list[float] = field(default_factory=list)  # x the first privileged entries
     guide_share_start: int = 450  # steps the guide acts per episode in the first round
     guide_share_step: int = 50  # the share shrinks by this much every round ...
     guide_round_steps: int = 5_000  # ... of this many environment steps, down to burn_in
@@ -131,6 +133,10 @@ class TrainConfig:
             (
                 not (self.guide or self.guide_steps) or self.sequence_length > 0,
                 "guided training is for stateful actors: set mode='stateful' and sequence_length",
+            ),
+            (
+                all(math.isfinite(x) and x > 0 for x in self.guide_obs_scale),
+                "guide_obs_scale entries must be positive and finite",
             ),
             (self.update_every >= 1 and self.sequence_stride >= 1, "update_every and "
              "sequence_stride must be >= 1"),

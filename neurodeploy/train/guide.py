@@ -7,6 +7,8 @@ stateful SNN runs alongside on the ordinary observation, warming its state; then
 the SNN acts. The share shrinks by ``guide_share_step`` every
 ``guide_round_steps`` environment steps, from ``guide_share_start`` down to the
 warm-up (``burn_in``). Its action at every step is stored for the BC term.
+A guide is loaded from its best-evaluated policy (``best.pt``) when the run has one:
+TD3's evaluations swing between checkpoints, and a guide is only as good as its flights.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import torch
 from neurodeploy.envs.privileged import ActionHistory
 from neurodeploy.errors import CheckpointError
 from neurodeploy.snn import actor_from_payload
-from neurodeploy.train.checkpoint import safe_torch_load
+from neurodeploy.train.checkpoint import BEST_POLICY, safe_torch_load
 from neurodeploy.train.config import TrainConfig, read_config
 
 
 class Guide:
-    def __init__(self, actor: torch.nn.Module, history: int):
+    def __init__(self, actor: torch.nn.Module, history: int, scale=()):
         self.actor = actor
-        self.history = ActionHistory(actor.config.act_dim, history)
+        self.history = ActionHistory(actor.config.act_dim, history, scale)
 
     @classmethod
     def load(cls, run_dir: Path) -> Guide:
@@ -38,8 +40,11 @@ class Guide:
                 f"guide {run_dir}: trained on observation={cfg.observation!r}; a guide needs "
                 "observation='privileged'"
             )
-        actor = actor_from_payload(safe_torch_load(run_dir / "policy.pt", "policy"), str(run_dir))
-        return cls(actor.eval(), cfg.guide_history)
+        policy = run_dir / BEST_POLICY
+        if not policy.exists():
+            policy = run_dir / "policy.pt"
+        actor = actor_from_payload(safe_torch_load(policy, "policy"), str(run_dir))
+        return cls(actor.eval(), cfg.guide_history, cfg.guide_obs_scale)
 
     def reset(self) -> None:
         self.history.reset()

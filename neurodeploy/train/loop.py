@@ -7,7 +7,8 @@ optimisers, replay buffer, the numpy and torch RNG states, the environment's RNG
 the slope schedule and the counters. A run killed at any point and resumed
 therefore produces the same final weights, bit for bit, as an uninterrupted run.
 At a step that both evaluates and checkpoints, the evaluation row is logged first, so
-a kill between the two never loses it.
+a kill between the two never loses it. Every evaluation writes ``policy.pt``; the
+best so far (mean return) is also written to ``best.pt``, as SB3's EvalCallback does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.snn import ActorConfig, AnnActor, NeuronConfig, build_actor, policy_payload
 from neurodeploy.snn.schedules import make_schedule
 from neurodeploy.train.buffer import ReplayBuffer, SequenceBuffer
-from neurodeploy.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from neurodeploy.train.checkpoint import (
+    BEST_POLICY,
+    atomic_torch_save,
+    load_checkpoint,
+    save_checkpoint,
+)
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
 from neurodeploy.train.evaluate import evaluate
 from neurodeploy.train.guide import Guide, guide_config, guide_share
@@ -149,7 +155,7 @@ def make_train_env(cfg: TrainConfig, seed: int | None = None):
     """The environment a run trains on (wrapped for a guide's privileged observation)."""
     env = make_env(cfg.env, seed)
     if cfg.observation == "privileged":
-        env = PrivilegedObservation(env, cfg.guide_history)
+        env = PrivilegedObservation(env, cfg.guide_history, cfg.guide_obs_scale)
     return env
 
 
@@ -183,7 +189,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
     agent = Agent.build(cfg, env)
     rng = np.random.default_rng(cfg.seed)
-    state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan}
+    state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
+             "best_eval": -math.inf}  # fmt: skip
     if ckpt_path is not None:
         state = _restore(ckpt_path, agent, rng, env)
     set_curriculum(env, cfg, state["step"] / cfg.steps)
@@ -262,9 +269,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 row.update({f"rate_{k}": v for k, v in rates.items()})
                 metrics.log(row)
                 losses.clear()
-                atomic_torch_save(
-                    {**policy_payload(agent.actor), "env": cfg.env}, run_dir / "policy.pt"
-                )
+                payload = {**policy_payload(agent.actor), "env": cfg.env}
+                atomic_torch_save(payload, run_dir / "policy.pt")
+                if state["last_eval"] > state.get("best_eval", -math.inf):
+                    state["best_eval"] = state["last_eval"]
+                    atomic_torch_save(payload, run_dir / BEST_POLICY)
                 tick, tick_step = time.perf_counter(), step
             if terminated or truncated:
                 agent.buffer.end_episode()
