@@ -164,14 +164,18 @@ def main():
             under = int((got[:, 1] < 0.1).sum())
             lines.append(f"| {method} | {len(got)} | {' | '.join(cells[:3])} | {under} | "
                          f"{' | '.join(cells[3:])} |")  # fmt: skip
-    lines += ["", "| guide | seed | steps | return | hover error m | steps flown | chatter |"]
+    lines += ["", "| guide | seed | step (best eval) | return | hover error m | steps flown | "
+              "chatter |"]  # fmt: skip
     lines.append("|---|---|---|---|---|---|---|")
     env = make_env(ENV)
     env.unwrapped.set_curriculum(1.0)
     for seed in seeds:
         guide = args.runs / f"guide-s{seed}"
         if (guide / "policy.pt").exists():
-            step = eval_curve(guide / "metrics.csv")[-1][0]
+            curve = eval_curve(guide / "metrics.csv")  # Guide.load flies best.pt if there
+            step = (
+                max(curve, key=lambda r: r[1])[0] if (guide / "best.pt").exists() else curve[-1][0]
+            )
             driver = GuideDriver(Guide.load(guide))
             cells = fly(env, driver, args.episodes, EVAL_SEED).cells()
             lines.append(f"| ANN TD3, privileged observation | {seed} | {step:,} | {cells} |")
