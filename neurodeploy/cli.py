@@ -73,7 +73,9 @@ def export(
 
 @cli.command()
 def run(
-    path: Annotated[Path, typer.Argument(help="run directory or deploy bundle")],
+    path: Annotated[
+        Path, typer.Argument(help="run directory, policy file (best.pt) or deploy bundle")
+    ],
     backend: Annotated[
         str, typer.Option(help="torch | lava | loihi2-sim | emulator | onnx")
     ] = "torch",
@@ -100,7 +102,9 @@ def run(
 
 @cli.command("bench-energy")
 def bench_energy(
-    path: Annotated[Path, typer.Argument(help="run directory or deploy bundle")],
+    path: Annotated[
+        Path, typer.Argument(help="run directory, policy file (best.pt) or deploy bundle")
+    ],
     hardware: Annotated[
         str, typer.Option(help="comma-separated profiles from hardware/")
     ] = "loihi,loihi2,paper,cmos45nm",

@@ -46,6 +46,14 @@ def test_torch_and_onnx_backends_agree(pendulum_run):
     assert t["latency_ms_median"] > 0 and t["latency_ms_p99"] >= t["latency_ms_median"]
 
 
+def test_a_policy_file_runs_like_its_run_directory(pendulum_run):
+    run = run_policy(pendulum_run, "torch", episodes=1, seed=2).summary()
+    file = run_policy(pendulum_run / "policy.pt", "torch", episodes=1, seed=2).summary()
+    assert file["returns"] == run["returns"]
+    with pytest.raises(BundleError, match="export the run first"):
+        run_policy(pendulum_run / "policy.pt", "loihi2-sim", episodes=1)
+
+
 def test_cli_run_json(pendulum_run):
     out = subprocess.run(
         [

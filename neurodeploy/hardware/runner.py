@@ -59,8 +59,12 @@ class RunResult:
 
 
 def open_target(path: Path):
-    """A run directory or a deploy bundle -> (actor, env id, bundle dir or None)."""
+    """A run directory, a policy file (policy.pt, best.pt) or a deploy bundle -> (actor,
+    env id, bundle dir or None)."""
     path = Path(path)
+    if path.is_file() and path.suffix == ".pt":
+        actor, env_id = load_policy(path)
+        return actor, env_id, None
     if (path / "manifest.json").exists():
         manifest = verify_bundle(path)
         policy = path / "policy.pt"
@@ -75,7 +79,10 @@ def open_target(path: Path):
         actor, env_id = load_policy(path)
         bundles = [b for b in ("bundle-loihi2", "bundle-lava", "bundle-nir") if (path / b).exists()]
         return actor, env_id, (path / bundles[0]) if bundles else None
-    raise BundleError(f"{path} is neither a run directory (policy.pt) nor a bundle (manifest.json)")
+    raise BundleError(
+        f"{path} is neither a run directory (policy.pt), a policy file (.pt) nor a bundle "
+        "(manifest.json)"
+    )
 
 
 class _Policy:
