@@ -5,8 +5,10 @@ recipes (quad-hover-guided, quad-hover-td3); ``bc`` clones the guide that the gu
 same seed trained (RUNS/guided-s<seed>/guide), so it needs that run's guide first. Finished
 runs are reused; --train trains the missing ones (``--steps``/``--guide-steps`` shrink the
 budget, and the table says so). Every finished policy is then flown for --episodes episodes on
-torch, exported to loihi2 and flown on loihi2-sim. Hover error = mean |position| (m) over
-the last 100 steps of each episode (a crash keeps its last position until step 500).
+torch, exported to loihi2 and flown on loihi2-sim: the last policy (policy.pt) and, in rows
+marked "best eval", the best-evaluated one (best.pt; its training evaluations used other
+episode seeds). Hover error = mean |position| (m) over the last 100 steps of each episode (a
+crash keeps its last position until step 500).
 
     python benchmarks/quad.py --runs runs/quad --train --seeds 0
 
@@ -32,6 +34,7 @@ from returns import eval_curve  # noqa: E402
 from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.export.bundle import export_bundle  # noqa: E402
 from neurodeploy.hardware.runner import run_policy  # noqa: E402
+from neurodeploy.train.checkpoint import BEST_POLICY  # noqa: E402
 from neurodeploy.train.config import parse_set, read_config, resolve  # noqa: E402
 from neurodeploy.train.guide import Guide, guide_config  # noqa: E402
 from neurodeploy.train.loop import train  # noqa: E402
@@ -131,15 +134,21 @@ def main():
                 done = True
             if not done or args.train_only:
                 continue  # untrained runs are left out of the report
-            bundle = out / "bundle-loihi2"
-            if not bundle.exists():
-                export_bundle(out, "loihi2", bundle, observations=200)
-            ret, err, flown = hover_error(out, "torch", args.episodes)
-            ret_chip, err_chip, _ = hover_error(bundle, "loihi2-sim", args.episodes)
             budget = f"{cfg.steps:,}"
             if cfg.guide:
                 budget += f" + guide {read_config(Path(cfg.guide) / 'config.toml').steps:,}"
-            rows.append((method, seed, budget, ret, err, flown, ret_chip, err_chip))
+            # the last policy, and the best-evaluated one (best.pt) as a row of its own
+            for label, policy, bundle in (
+                (method, out, out / "bundle-loihi2"),
+                (f"{method}, best eval", out / BEST_POLICY, out / "bundle-loihi2-best"),
+            ):
+                if not policy.exists():
+                    continue
+                if not bundle.exists():
+                    export_bundle(policy, "loihi2", bundle, observations=200)
+                ret, err, flown = hover_error(policy, "torch", args.episodes)
+                ret_chip, err_chip, _ = hover_error(bundle, "loihi2-sim", args.episodes)
+                rows.append((label, seed, budget, ret, err, flown, ret_chip, err_chip))
     if args.train_only:
         return  # no report: docs/results.md keeps the last one
     lines = [
@@ -155,7 +164,7 @@ def main():
     lines += ["", "| method | seeds | return (torch) | hover error m (torch) | steps flown | "
               "seeds < 0.1 m | return (loihi2-sim) | hover error m (loihi2-sim) |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for method in methods:
+    for method in dict.fromkeys(r[0] for r in rows):
         got = np.array([r[3:] for r in rows if r[0] == method])
         if len(got):
             mean, std = got.mean(axis=0), got.std(axis=0)
