@@ -12,7 +12,7 @@ from neurodeploy.hardware.runner import run_policy
 from neurodeploy.snn import ActorConfig, NeuronConfig, build_actor, policy_payload
 from neurodeploy.train.buffer import SequenceBuffer
 from neurodeploy.train.config import TrainConfig
-from neurodeploy.train.guide import guide_share
+from neurodeploy.train.guide import bc_weight, guide_share
 from neurodeploy.train.loop import train
 
 
@@ -152,6 +152,10 @@ def test_guided_quad_run_trains_its_guide_then_clones_and_hands_over(tmp_path):
     share = float(last[header.index("guide_share")])  # the share of the episode in flight
     assert share in {guide_share(cfg, step) for step in range(600)} and share < 150
     assert guide_share(cfg, 200) == 150 and guide_share(cfg, 10_000) == cfg.burn_in
+    # lambda_BC decays per round, not per episode: the value the run holds at its end
+    assert bc_weight(cfg, cfg.start_steps + 450) == pytest.approx(0.2 * 0.99**2)
+    ckpt = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+    assert ckpt["td3"]["bc_weight"] == pytest.approx(bc_weight(cfg, ckpt["counters"]["step"]))
     bc_cfg = stateful_config(**quad, algo="bc", guide=str(run / "guide"))
     bc = train(bc_cfg, tmp_path / "bc", progress=False)
     assert "actor_loss" in (bc / "metrics.csv").read_text()

@@ -81,7 +81,7 @@ class TrainConfig:
     guide_round_steps: int = 5_000  # ... of this many environment steps, down to burn_in
     q_alpha: float = 0.0  # lambda_Q = q_alpha / mean|Q| (0: plain -Q)
     bc_weight: float = 0.0  # lambda_BC at the start
-    bc_decay: float = 0.99  # lambda_BC factor per episode
+    bc_decay: float = 0.99  # lambda_BC factor per round (guide_round_steps)
     curriculum: bool = True  # call env.set_curriculum(step / steps) when the env has one
     eval_every: int = 5_000
     eval_episodes: int = 10

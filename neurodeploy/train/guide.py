@@ -6,7 +6,8 @@ guided training it acts for the first ``share`` steps of every episode while the
 stateful SNN runs alongside on the ordinary observation, warming its state; then
 the SNN acts. The share shrinks by ``guide_share_step`` every
 ``guide_round_steps`` environment steps, from ``guide_share_start`` down to the
-warm-up (``burn_in``). Its action at every step is stored for the BC term.
+warm-up (``burn_in``). Its action at every step is stored for the BC term, whose
+weight lambda_BC decays by ``bc_decay`` per round (the paper's "per epoch").
 A guide is loaded from its best-evaluated policy (``best.pt``) when the run has one:
 TD3's evaluations swing between checkpoints, and a guide is only as good as its flights.
 """
@@ -59,10 +60,19 @@ class Guide:
         self.history.push(action)
 
 
+def guide_round(cfg: TrainConfig, step: int) -> int:
+    """The round of the jump-start schedule that environment step ``step`` falls in."""
+    return max(0, step - cfg.start_steps) // cfg.guide_round_steps
+
+
 def guide_share(cfg: TrainConfig, step: int) -> int:
     """Steps the guide acts in an episode that starts at environment step ``step``."""
-    rounds = max(0, step - cfg.start_steps) // cfg.guide_round_steps
-    return max(cfg.burn_in, cfg.guide_share_start - rounds * cfg.guide_share_step)
+    return max(cfg.burn_in, cfg.guide_share_start - guide_round(cfg, step) * cfg.guide_share_step)
+
+
+def bc_weight(cfg: TrainConfig, step: int) -> float:
+    """lambda_BC for an episode that starts at ``step``: ``bc_weight`` x ``bc_decay`` per round."""
+    return cfg.bc_weight * cfg.bc_decay ** guide_round(cfg, step)
 
 
 def guide_config(cfg: TrainConfig) -> TrainConfig:

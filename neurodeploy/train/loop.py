@@ -36,7 +36,7 @@ from neurodeploy.train.checkpoint import (
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
 from neurodeploy.train.evaluate import evaluate
-from neurodeploy.train.guide import Guide, guide_config, guide_share
+from neurodeploy.train.guide import Guide, bc_weight, guide_config, guide_share
 from neurodeploy.train.metrics import Metrics
 from neurodeploy.train.sequence_td3 import SequenceTD3
 from neurodeploy.train.td3 import TD3, Critic, TD3Settings
@@ -280,7 +280,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 agent.schedule.observe_return(episode_return)
                 _apply_slope(agent)
                 if hasattr(agent.td3, "bc_weight"):
-                    agent.td3.bc_weight *= cfg.bc_decay
+                    agent.td3.bc_weight = bc_weight(cfg, step)
                 state["episodes"] += 1
                 state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:

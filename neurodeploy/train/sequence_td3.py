@@ -44,7 +44,7 @@ class SequenceTD3(TD3):
                  bc_weight: float = 0.0, bc_only: bool = False):  # fmt: skip
         super().__init__(actor, critic, settings, action_low, action_high, proxy)
         self.burn_in, self.q_alpha, self.bc_only = burn_in, q_alpha, bc_only
-        self.bc_weight = bc_weight  # lambda_BC; the training loop decays it per episode
+        self.bc_weight = bc_weight  # lambda_BC; the training loop sets it per episode
 
     def update(self, sample: Callable[[], SequenceBatch]) -> dict[str, float]:
         s, b = self.settings, sample()
