@@ -185,7 +185,7 @@ def test_guide_obs_scale_multiplies_the_leading_privileged_entries(tmp_path):
     true = info["privileged"]
     assert np.allclose(obs[:3], 10 * true[:3]) and np.allclose(obs[12:15], 3 * true[12:15])
     assert np.array_equal(obs[3:12], true[3:12]) and np.array_equal(obs[15:22], true[15:22])
-    with pytest.raises(ValueError, match="guide_obs_scale has 31 entries"):
+    with pytest.raises(ConfigError, match="guide_obs_scale has 31 entries"):
         PrivilegedObservation(make_env("neurodeploy/QuadHover-v0"), 2, [1.0] * 31)
     with pytest.raises(ConfigError, match="guide_obs_scale"):
         TrainConfig(guide_obs_scale=[1.0, -2.0])

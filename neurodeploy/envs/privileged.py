@@ -12,6 +12,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from neurodeploy.errors import ConfigError
+
 
 class ActionHistory:
     """The last ``history`` actions, newest first, zeros after ``reset``."""
@@ -32,7 +34,7 @@ class ActionHistory:
         state = np.asarray(info.get("privileged", obs), np.float32)
         observed = np.concatenate([state, self.actions.ravel()])
         if len(self.scale) > len(observed):
-            raise ValueError(
+            raise ConfigError(
                 f"guide_obs_scale has {len(self.scale)} entries; the privileged observation "
                 f"has only {len(observed)}"
             )
