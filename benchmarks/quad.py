@@ -107,7 +107,13 @@ def main():
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="recipe override for every run and guide (own --runs; report not recorded)",
+        help="recipe override for every run and guide (own --runs; report not recorded "
+        "unless --label)",
+    )
+    parser.add_argument(
+        "--label",
+        help="record the report in its own section of docs/results.md (a variant, or runs "
+        "trained by an older recipe), not over the recipe's table",
     )
     args = parser.parse_args()
     sets = parse_set(args.set)
@@ -196,7 +202,9 @@ def main():
         + "\n".join(lines)
     )
     print(body)
-    if not sets:  # a variant's report is printed, not published over the recipe's
+    if args.label:
+        write_section(f"quad-{args.label}", f"QuadHover variant: {args.label} (issue 7)", body)
+    elif not sets:  # a variant's report is printed, not published over the recipe's
         write_section("quad", "QuadHover: guided vs TD3 vs BC (issue 7)", body)
 
 
