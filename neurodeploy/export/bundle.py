@@ -107,6 +107,7 @@ def _codec(actor: SpikingActor) -> dict:
         "reset": "every action" if cfg.mode == "reset" else "never",
         "encoder": cfg.encoder,
         "decoder": cfg.decoder,
+        "obs_scale": list(cfg.obs_scale) or None,  # x the observation first (None: none)
     }
     if actor.graded_input:
         codec["encoder_params"] = {

@@ -41,6 +41,9 @@ class ActorConfig:
     # stateful mode: each layer sees the previous layer's spikes one SNN step late, as
     # on Lava/Loihi where every Dense adds one step (docs/stateful.md, "timing model")
     synaptic_delay: bool = False
+    # per-dimension factor on the observation before the actor sees it (empty: none); the
+    # population encoder's tanh then resolves dimensions with a range far beyond +-1
+    obs_scale: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.neuron, dict):
@@ -61,6 +64,10 @@ class ActorConfig:
             (
                 len(self.action_low) == len(self.action_high) == self.act_dim,
                 "action_low/high must have act_dim entries",
+            ),
+            (
+                not self.obs_scale or len(self.obs_scale) == self.obs_dim,
+                f"obs_scale has {len(self.obs_scale)} entries; the observation has {self.obs_dim}",
             ),
         ]
         for ok, message in checks:
@@ -93,6 +100,17 @@ class _ActionScale(nn.Module):
         return self.center + self.half_range * squashed
 
 
+def _register_obs_scale(module: nn.Module, config: ActorConfig) -> None:
+    """``module.obs_scale``: the config's factor as a buffer (None: no scaling); not saved
+    in the state dict, since the config that travels with every policy holds it."""
+    scale = torch.tensor(config.obs_scale, dtype=torch.float32) if config.obs_scale else None
+    module.register_buffer("obs_scale", scale, persistent=False)
+
+
+def _scaled(module: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    return obs if module.obs_scale is None else obs * module.obs_scale
+
+
 class AnnActor(nn.Module):
     """The TD3 baseline: Linear-ReLU-Linear-ReLU-Linear, tanh, action scale."""
 
@@ -106,9 +124,10 @@ class AnnActor(nn.Module):
         layers.append(nn.Linear(sizes[-1], config.act_dim))
         self.net = nn.Sequential(*layers)
         self.scale = _ActionScale(config.action_low, config.action_high)
+        _register_obs_scale(self, config)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.scale(torch.tanh(self.net(obs)))
+        return self.scale(torch.tanh(self.net(_scaled(self, obs))))
 
     def reset(self) -> None:
         pass
@@ -148,6 +167,7 @@ class SpikingActor(nn.Module):
         else:
             self.decoder = LinearDecoder(sizes[-1], config.act_dim)
         self.scale = _ActionScale(config.action_low, config.action_high)
+        _register_obs_scale(self, config)
         self.state = None
         self.spike_trains: dict[
             str, torch.Tensor
@@ -183,6 +203,7 @@ class SpikingActor(nn.Module):
         """obs [L, B, obs_dim] -> what the first layer receives, [L*T, B, n_in], and the
         encoder's state: spikes from the encoder, or the observation itself (direct)."""
         T = self.config.timesteps
+        obs_seq = _scaled(self, obs_seq)
         if self.encoder is None:
             return obs_seq.repeat_interleave(T, dim=0), enc_state
         return self.encoder(obs_seq, T, enc_state)

@@ -54,6 +54,9 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     critic_hidden: int = 256  # width of both hidden layers of each twin critic
     timesteps: int = 5
+    # x the observation before the actor sees it (one factor per dimension; empty: none).
+    # Travels in policy.pt and the bundle's codec, so every backend sees the same input.
+    obs_scale: list[float] = field(default_factory=list)
     population: int = 10
     surrogate: str = "rect"
     slope: float = 1.0
@@ -137,6 +140,10 @@ class TrainConfig:
             (
                 all(math.isfinite(x) and x > 0 for x in self.guide_obs_scale),
                 "guide_obs_scale entries must be positive and finite",
+            ),
+            (
+                all(math.isfinite(x) and x > 0 for x in self.obs_scale),
+                "obs_scale entries must be positive and finite",
             ),
             (self.update_every >= 1 and self.sequence_stride >= 1, "update_every and "
              "sequence_stride must be >= 1"),

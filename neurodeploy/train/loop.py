@@ -48,7 +48,8 @@ def actor_config(cfg: TrainConfig, env) -> ActorConfig:
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = env.action_space.low.tolist(), env.action_space.high.tolist()
     if cfg.neuron == "ann":
-        return ActorConfig(obs_dim, act_dim, low, high, kind="ann", hidden=list(cfg.hidden))
+        return ActorConfig(obs_dim, act_dim, low, high, kind="ann", hidden=list(cfg.hidden),
+                           obs_scale=list(cfg.obs_scale))  # fmt: skip
     neuron = NeuronConfig(
         model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope, reset=cfg.reset, decay=cfg.decay
     )
@@ -66,6 +67,7 @@ def actor_config(cfg: TrainConfig, env) -> ActorConfig:
         pop_in=cfg.population,
         pop_out=cfg.population,
         synaptic_delay=cfg.synaptic_delay,
+        obs_scale=list(cfg.obs_scale),
     )
 
 
