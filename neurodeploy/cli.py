@@ -173,7 +173,8 @@ def sweep(
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="sweep directory (has sweep.json)")],
     baseline: Annotated[
-        str | None, typer.Option(help="grid KEY=VALUE the APG compares against, e.g. neuron=ann")
+        list[str] | None,
+        typer.Option(help="grid KEY=VALUE the APG compares against, e.g. neuron=ann (repeatable)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the report (default: sweep)")] = None,
 ) -> None:

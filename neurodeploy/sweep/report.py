@@ -7,7 +7,8 @@ What it reads, per trial listed in ``sweep.json``: ``config.toml`` (``steps``),
 
 Per trial, over its evaluation rows ``R_k`` (``eval_return_mean`` at step ``k``):
 
-    final return       = R_K at the last evaluation (step == steps)
+    final return       = mean of the last three evaluations R_{K-2..K} (one evaluation
+                         alone swings with a single bad episode)
     max average return = max_k R_k                   (the paper's Table 1 metric)
 
 Per group (one grid point), over its finished seeds: mean and population std
@@ -47,7 +48,8 @@ from neurodeploy.sweep.spec import (
 )
 from neurodeploy.train.checkpoint import atomic_write_bytes
 
-REPORT_FORMAT = "neurodeploy-sweep-report/1"
+REPORT_FORMAT = "neurodeploy-sweep-report/2"
+FINAL_EVALUATIONS = 3  # the final return averages this many last evaluations
 
 
 def apg(method: Mapping[str, float], baseline: Mapping[str, float]) -> float:
@@ -79,7 +81,7 @@ class TrialRun:
 
     @property
     def final_return(self) -> float:
-        return self.returns[-1]
+        return float(np.mean(self.returns[-FINAL_EVALUATIONS:]))
 
     @property
     def max_avg_return(self) -> float:
@@ -165,15 +167,22 @@ def parse_baseline(text: str, grid: dict[str, list]) -> dict[str, Any]:
 
 
 def _matches(point: dict[str, Any], values: dict[str, Any]) -> bool:
-    return all(format_value(point[k]) == format_value(v) for k, v in values.items())
+    return all(k in point and format_value(point[k]) == format_value(v) for k, v in values.items())
 
 
-def build_report(sweep_dir: Path, baseline: str | None = None) -> tuple[dict, list[TrialRun]]:
-    """The report as a dict (report.json) and the trial runs behind it (for the plot)."""
+def build_report(
+    sweep_dir: Path, baselines: str | list[str] | None = None
+) -> tuple[dict, list[TrialRun]]:
+    """The report as a dict (report.json) and the trial runs behind it (for the plot).
+
+    ``baselines``: one or more grid ``KEY=VALUE`` selections; each gives an APG table.
+    """
     sweep_dir = Path(sweep_dir)
     manifest, runs = load_trials(sweep_dir)
     grid = manifest.get("grid", {})
-    base = parse_baseline(baseline, grid) if baseline else None
+    if isinstance(baselines, str):
+        baselines = [baselines]
+    bases = [parse_baseline(b, grid) for b in baselines or []]
     if not any(r.finished for r in runs):
         raise SweepError(
             f"{sweep_dir}: no trial has finished yet ({len(runs)} listed in sweep.json); "
@@ -213,7 +222,7 @@ def build_report(sweep_dir: Path, baseline: str | None = None) -> tuple[dict, li
         "overrides": manifest.get("overrides", {}),
         "groups": rows,
         "unfinished": [r.name for r in runs if not r.finished],
-        "apg": apg_table(rows, base) if base else None,
+        "apg": [apg_table(rows, base) for base in bases],
     }
     return report, runs
 
@@ -231,8 +240,8 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
     }
     methods: dict[str, dict] = {}
     for r in rows:
-        if _matches(r["point"], base) or not r["max_avg_return"]:
-            continue
+        if _matches(r["point"], base) or not r["max_avg_return"] or not set(base) <= set(r["point"]):
+            continue  # the baseline itself, unfinished, or a group outside the grid
         name = point_label({k: r["point"][k] for k in base})
         ctx = context(r["point"])
         if ctx in baseline:
@@ -303,8 +312,7 @@ def markdown(report: dict) -> str:
         )
     if _envs(report):
         lines += ["", *_env_table(report)]
-    if report["apg"]:
-        a = report["apg"]
+    for a in report["apg"]:
         lines += [
             "",
             f"## APG against {a['baseline']}",
@@ -321,7 +329,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {m['method']} | {value} | {ratios} |")
     lines += [
         "",
-        "Definitions: final return = evaluation return at the last step; max average return "
+        f"Definitions: final return = mean of the last {FINAL_EVALUATIONS} evaluation returns; "
+        "max average return "
         "= the best evaluation return of a run (paper Table 1). Firing rate = spikes per "
         "neuron per timestep over the hidden and output populations, and SOPs/action = "
         "presynaptic spikes x fan-out, both counted in one closed-loop episode of the final "
@@ -390,9 +399,11 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
     tmp.replace(path)
 
 
-def write_report(sweep_dir: Path, baseline: str | None = None, out: Path | None = None) -> dict:
+def write_report(
+    sweep_dir: Path, baselines: str | list[str] | None = None, out: Path | None = None
+) -> dict:
     """Write report.json, report.md and curves.png into ``out`` (default: the sweep dir)."""
-    report, runs = build_report(sweep_dir, baseline)
+    report, runs = build_report(sweep_dir, baselines)
     out = Path(out) if out else Path(sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
