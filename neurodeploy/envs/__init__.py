@@ -17,10 +17,10 @@ if "neurodeploy/QuadHover-v0" not in gym.envs.registry:
     )
 
 
-def make_env(env_id: str, seed: int | None = None) -> gym.Env:
+def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
     """``gym.make`` with errors a user can act on; checks the spaces a TD3 actor needs."""
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
     except gym.error.Error as exc:
         known = list(gym.envs.registry.keys())
         close = difflib.get_close_matches(env_id, known, n=3)

@@ -125,6 +125,7 @@ class _Policy:
         spiking = isinstance(actor, SpikingActor) and backend != "onnx"
         self.names = ["encoder", *actor.layer_names] if spiking else []
         self.counts = np.zeros(len(self.names))
+        self.trains: list[np.ndarray] = []  # last step's [T, n] per name (encoder: its input)
         self.steps = 0
 
     @torch.no_grad()
@@ -135,6 +136,7 @@ class _Policy:
             action = self.actor(x)[0].numpy()
             if self.names:
                 self.counts += [float(self.actor.spike_counts[n].sum()) for n in self.names]
+                self.trains = [self.actor.spike_trains[n][:, 0].numpy() for n in self.names]
             return action
         if self.backend == "onnx":
             return self.session.run(["action"], {"obs": x.numpy()})[0][0]
@@ -150,6 +152,7 @@ class _Policy:
         else:
             trains = self.core.step(enc[:, 0])
         self.counts += [float(np.count_nonzero(enc))] + [float(t.sum()) for t in trains]
+        self.trains = [frames.numpy()[:, 0], *(np.asarray(t) for t in trains)]
         rate = torch.as_tensor(trains[-1], dtype=torch.float32).mean(dim=0, keepdim=True)
         return self.actor.scale(self.actor.decoder(rate))[0].numpy()
 
@@ -173,15 +176,22 @@ def run_policy(
     env_id: str | None = None,
     progress=None,
     observe=None,
+    on_step=None,
+    render_mode: str | None = None,
+    max_steps: int | None = None,
 ) -> RunResult:
-    """Run ``episodes`` episodes; ``observe(episode, obs)`` sees every observation."""
+    """Run ``episodes`` episodes; ``observe(episode, obs)`` sees every observation.
+
+    ``on_step(env, policy, episode, step, action, total)`` runs after every env step
+    (``policy.trains``: that step's spike trains); ``max_steps`` ends an episode early.
+    """
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     actor, bundle_env, bundle = open_target(path)
     env_id = env_id or bundle_env
     if env_id != bundle_env and bundle_env:
         raise BundleError(f"{path} was trained on {bundle_env}, not {env_id}")
-    env = make_env(env_id)
+    env = make_env(env_id, render_mode=render_mode)
     if env.observation_space.shape[0] != actor.config.obs_dim:
         raise BundleError(
             f"{path} expects {actor.config.obs_dim} observations; {env_id} gives "
@@ -203,6 +213,9 @@ def run_policy(
                 latencies.append((time.perf_counter() - start) * 1e3)
                 obs, reward, term, trunc, _ = env.step(np.asarray(action, np.float32))
                 total, steps, done = total + float(reward), steps + 1, term or trunc
+                if on_step is not None:
+                    on_step(env, policy, episode, steps, action, total)
+                done = done or (max_steps is not None and steps >= max_steps)
             returns.append(total)
             lengths.append(steps)
             if progress:

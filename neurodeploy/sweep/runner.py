@@ -15,6 +15,7 @@ docs/scaling.md); trials get the resolved config, not the recipe path.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -33,6 +34,7 @@ from neurodeploy.sweep.spec import (
     update_trial,
     write_manifest,
 )
+from neurodeploy.train.checkpoint import checkpoint_step
 from neurodeploy.train.config import TrainConfig
 
 ROLLOUT_SEED_OFFSET = 1000  # the SOP-counting episode uses seed + this (unlike eval seeds)
@@ -56,6 +58,7 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict
     """
     import torch
 
+    from neurodeploy.train.checkpoint import discard_partial_results
     from neurodeploy.train.config import save_config
     from neurodeploy.train.loop import train
 
@@ -66,6 +69,8 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict
         # A fresh trial: with the config in place, train(resume=True) starts from scratch
         # when there is no checkpoint and resumes when there is one (trial.json may exist).
         save_config(cfg, path / "config.toml")
+    # A trial killed before its first checkpoint starts over: the sweep owns its directory.
+    restarted = discard_partial_results(path)
     attempts = int(read_trial(path).get("attempts", 0)) + 1
     resumed_from = checkpoint_step(path)
     start = time.time()
@@ -79,24 +84,11 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict
         pid=os.getpid(),
         started=start,
         error=None,
+        discarded=restarted,
     )
     train(cfg, path, resume=True, progress=False)
     summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
     return update_trial(path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary)
-
-
-def checkpoint_step(run_dir: Path) -> int:
-    """The environment step of the run's checkpoint (0: none, or unreadable)."""
-    import torch
-
-    path = Path(run_dir) / "checkpoint" / "state.pt"
-    if not path.is_file():
-        return 0
-    try:  # mmap: only the counters are read, not the replay buffer
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(state["counters"]["step"])
-    except Exception:  # a corrupt checkpoint: train() itself reports it clearly
-        return 0
 
 
 def measure_policy(run_dir: Path, seed: int) -> dict:
@@ -159,10 +151,12 @@ def run_sweep(
 ) -> SweepResult:
     """Run the sweep's unfinished trials on Ray; raise :class:`SweepError` if any failed."""
     console = console or Console(stderr=True)
-    if cpus_per_trial <= 0:
-        raise ConfigError(f"--cpus-per-trial must be positive, got {cpus_per_trial}")
+    if not (math.isfinite(cpus_per_trial) and cpus_per_trial > 0):
+        raise ConfigError(f"--cpus-per-trial must be a positive number, got {cpus_per_trial}")
     if retries < 0:
         raise ConfigError(f"--retries must be >= 0, got {retries}")
+    if num_cpus is not None and num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be >= 1, got {num_cpus}")
     out = Path(out).resolve()
     recipe_name, configs = spec.resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from neurodeploy.errors import ConfigError
 from neurodeploy.train.checkpoint import atomic_write_bytes
-from neurodeploy.train.config import TrainConfig, resolve
+from neurodeploy.train.config import TrainConfig, parse_option, parse_value, resolve
 
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = "neurodeploy-sweep/1"
@@ -74,10 +73,7 @@ def split_values(raw: str) -> list[str]:
 
 def toml_value(raw: str) -> Any:
     """A TOML value (``3e-4``, ``[64, 64]``, ``true``), else the bare string (``lif``)."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+    return parse_value(raw)
 
 
 def config_keys() -> set[str]:
@@ -118,7 +114,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                     if len(keys) > 1
                     else f"--grid {item!r}: an empty value (stray comma?)"
                 )
-            parsed = [toml_value(p.strip()) for p in parts]
+            parsed = [parse_option(k, p.strip(), f"--grid {item!r}") for k, p in zip(keys, parts, strict=True)]
             values.append(parsed[0] if len(keys) == 1 else parsed)
         if len({json.dumps(v) for v in values}) != len(values):
             raise ConfigError(f"--grid {item!r}: a value is listed twice")

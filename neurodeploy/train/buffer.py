@@ -55,12 +55,20 @@ class ReplayBuffer:
         return {**data, "ptr": self.ptr, "size": self.size, "capacity": self.capacity}
 
     def load_state_dict(self, state: dict) -> None:
-        n = int(state["size"])
-        for name, array in zip(
-            ("obs", "action", "reward", "next_obs", "not_done"), self._arrays(), strict=True
-        ):
-            array[:n] = state[name].numpy()
-        self.ptr, self.size = int(state["ptr"]), n
+        """Restore; a buffer saved with another capacity (a run extended with more ``steps``)
+        is laid out oldest first, so the next transition goes after the newest one."""
+        n, ptr = int(state["size"]), int(state["ptr"])
+        saved = int(state.get("capacity", self.capacity))
+        names = ("obs", "action", "reward", "next_obs", "not_done")
+        data = [state[name].numpy() for name in names]
+        if saved != self.capacity:
+            order = np.roll(np.arange(n), -ptr) if n == saved else np.arange(n)
+            keep = order[-self.capacity :]  # a smaller buffer keeps the newest transitions
+            data = [a[keep] for a in data]
+            n, ptr = len(keep), len(keep) % self.capacity
+        for array, values in zip(self._arrays(), data, strict=True):
+            array[:n] = values
+        self.ptr, self.size = ptr, n
 
 
 @dataclass

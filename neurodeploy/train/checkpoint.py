@@ -60,3 +60,66 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file")
     return state
+
+
+# --- the run directory's layout: export, sweep and the loop read it through these ----------
+
+CHECKPOINT = Path("checkpoint") / "state.pt"
+RESULT_FILES = ("metrics.csv", "policy.pt", BEST_POLICY)  # what a run writes as it trains
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The environment step of the run's checkpoint (0: none, or unreadable)."""
+    path = checkpoint_path(run_dir)
+    if not path.is_file():
+        return 0
+    try:  # mmap: only the counters are read, not the replay buffer
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["counters"]["step"])
+    except Exception:  # a corrupt checkpoint: train() itself reports it clearly
+        return 0
+
+
+def replay_observations(run_dir: Path) -> torch.Tensor | None:
+    """The observations in the run's replay buffer, oldest first (None: no checkpoint)."""
+    path = checkpoint_path(run_dir)
+    if not path.is_file():
+        return None
+    buffer = load_checkpoint(path).get("buffer", {})
+    obs = buffer.get("obs") if isinstance(buffer, dict) else None
+    if not isinstance(obs, torch.Tensor) or obs.ndim != 2:
+        raise CheckpointError(f"checkpoint {path} holds no replay buffer observations")
+    ptr, size, capacity = (int(buffer.get(k, 0)) for k in ("ptr", "size", "capacity"))
+    if size == capacity and 0 < ptr < size:  # a full ring buffer: its oldest row is at ptr
+        obs = torch.cat([obs[ptr:], obs[:ptr]])
+    return obs
+
+
+def results_without_checkpoint(run_dir: Path) -> list[str]:
+    """Result files of a run that has no checkpoint to continue them from."""
+    if checkpoint_path(run_dir).is_file():
+        return []
+    return [name for name in RESULT_FILES if (Path(run_dir) / name).exists()]
+
+
+def discard_partial_results(run_dir: Path) -> list[str]:
+    """Delete the results of a run killed before its first checkpoint, so it can start
+    over (used by the sweep and by a guided run's guide, which own their run directories)."""
+    names = results_without_checkpoint(run_dir)
+    for name in names:
+        (Path(run_dir) / name).unlink()
+    return names
+
+
+def remove_stale_tmp(folder: Path) -> list[str]:
+    """Delete the ``.NAME.XXXX.tmp`` files that a write killed midway left in ``folder``."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomli_w
 
 from neurodeploy.errors import ConfigError
 from neurodeploy.paths import recipe_path
+from neurodeploy.snn.schedules import SCHEDULES, make_schedule
+from neurodeploy.snn.surrogate import SURROGATES
 
 ALGOS = ("pt-td3", "td3", "bc")  # bc: behaviour cloning of a guide (stateful actors)
 MODES = ("reset", "stateful")
@@ -25,6 +27,163 @@ PROXY_DEFAULTS = {
     "loihi": ([512, 512], 1e-3, 3),  # the Loihi grid LIF: as the paper LIF
     "ann": ([512, 512], 1e-3, 3),
 }
+
+
+@dataclass(frozen=True)
+class Option:
+    """What one training option accepts: a docstring, a range, or a set of choices."""
+
+    doc: str
+    low: float | None = None  # inclusive bounds (for a list: of every entry)
+    high: float | None = None
+    choices: tuple = ()
+    above: bool = False  # low is exclusive: the value must be > low
+
+
+BIG = 10**9  # upper bound of step counts and sizes (steps = inf is refused, not run forever)
+OPTIONS: dict[str, Option] = {
+    "env": Option("gymnasium environment id, e.g. Pendulum-v1 or neurodeploy/QuadHover-v0"),
+    "algo": Option("pt-td3 (proxy-target TD3) | td3 | bc (clone a guide)", choices=ALGOS),
+    "neuron": Option("actor neuron: lif | clif | dn | loihi | ann", choices=NEURONS),
+    "steps": Option("environment steps in total, random-start steps included", 1, BIG),
+    "seed": Option("seed of the networks, the environment and the replay sampling", 0, 2**32 - 1),
+    "start_steps": Option("uniform random actions before learning starts (< steps)", 0, BIG),
+    "batch_size": Option("transitions (or segments) per gradient update", 1, 2**20),
+    "buffer_size": Option("replay capacity in transitions (flat TD3)", 1, BIG),
+    "gamma": Option("discount factor", 0.0, 1.0),
+    "tau": Option("Polyak factor of the target networks", 0.0, 1.0, above=True),
+    "actor_lr": Option("actor learning rate (Adam)", 0.0, 1.0, above=True),
+    "critic_lr": Option("critic learning rate (Adam)", 0.0, 1.0, above=True),
+    "expl_noise": Option("exploration noise std, a fraction of the action half-range", 0.0, 10.0),
+    "policy_noise": Option("target policy smoothing noise std (TD3)", 0.0, 10.0),
+    "noise_clip": Option("clip of the target policy smoothing noise (TD3)", 0.0, 10.0),
+    "smooth_temporal": Option("CAPS lambda_T, flat TD3 only", 0.0, 1e6),
+    "smooth_spatial": Option("CAPS lambda_S, flat TD3 only", 0.0, 1e6),
+    "smooth_sigma": Option("CAPS sigma_S in observation units", 0.0, 1e6, above=True),
+    "policy_delay": Option("critic updates per actor update (TD3)", 1, 1000),
+    "proxy_hidden": Option("proxy network widths (empty: the neuron's default)", 1, 2**16),
+    "proxy_lr": Option("proxy learning rate (0: the neuron's default)", 0.0, 1.0),
+    "proxy_steps": Option("proxy updates per actor update, K (0: the neuron's default)", 0, 1000),
+    "hidden": Option("actor hidden layer widths, e.g. [256, 256]", 1, 2**16),
+    "critic_hidden": Option("width of both hidden layers of each twin critic", 1, 2**16),
+    "timesteps": Option("SNN timesteps per action", 1, 1000),
+    "obs_scale": Option("factor per observation entry before the actor (empty: none)", 0.0, 1e9,
+                        above=True),  # fmt: skip
+    "population": Option("neurons per observation / action dimension (population codec)", 1, 1000),
+    "surrogate": Option("surrogate gradient: rect | fast_sigmoid | arctan", choices=SURROGATES),
+    "slope": Option("surrogate slope k (ignored by rect)", 0.0, 1e6, above=True),
+    "slope_schedule": Option("fixed | interval | adaptive: how k changes (not with rect)",
+                             choices=tuple(SCHEDULES)),  # fmt: skip
+    "slope_params": Option("schedule parameters, e.g. {return_low = -1500, return_high = 0}"),
+    "mode": Option("reset: state cleared every action | stateful: carried across actions",
+                   choices=MODES),  # fmt: skip
+    "encoder": Option("observation encoder", choices=("population", "place", "direct")),
+    "decoder": Option("action decoder", choices=("population", "linear")),
+    "reset": Option("neuron reset after a spike", choices=("hard", "subtract")),
+    "decay": Option("membrane decay per SNN step (lif, clif)", 0.0, 1.0),
+    "synaptic_delay": Option("model Lava's one-step delay per layer (stateful export)"),
+    "sequence_length": Option("> 0: train on episode segments of this many steps (BPTT)", 0, BIG),
+    "sequence_stride": Option("steps between segment starts", 1, BIG),
+    "burn_in": Option("segment steps that only warm the state (no loss)", 0, BIG),
+    "update_every": Option("environment steps per gradient update", 1, BIG),
+    "observation": Option("default | privileged (a guide's state)", choices=OBSERVATIONS),
+    "guide": Option("run directory of a trained guide (observation = privileged)"),
+    "guide_steps": Option("> 0 and no guide: first train a guide for this many steps", 0, BIG),
+    "guide_history": Option("past actions the guide sees", 0, 1000),
+    "guide_obs_scale": Option("factor per first privileged entry (the guide's input)", 0.0, 1e9,
+                              above=True),  # fmt: skip
+    "guide_share_start": Option("steps the guide acts per episode in the first round", 0, BIG),
+    "guide_share_step": Option("the guide's share shrinks by this much every round", 0, BIG),
+    "guide_round_steps": Option("environment steps per guide round", 1, BIG),
+    "q_alpha": Option("lambda_Q = q_alpha / mean|Q| (0: plain -Q)", 0.0, 1e6),
+    "bc_weight": Option("lambda_BC at the start", 0.0, 1e6),
+    "bc_decay": Option("lambda_BC factor per guide round", 0.0, 1.0),
+    "curriculum": Option("call env.set_curriculum(step / steps) when the env has one"),
+    "eval_every": Option("environment steps between evaluations", 1, BIG),
+    "eval_episodes": Option("episodes per evaluation", 0, 10_000),
+    "checkpoint_every": Option("steps between checkpoints (at the next episode end)", 1, BIG),
+}
+
+
+def _kind(name: str) -> str:
+    """The option's type as written in TrainConfig: int, float, str, bool, list[int], ..."""
+    return TrainConfig.__dataclass_fields__[name].type
+
+
+def _number(value, name: str, integer: bool):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        what = "an integer" if integer else "a number"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if integer:
+        if value != int(value):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _in_range(value, name: str, option: Option) -> None:
+    low, high = option.low, option.high
+    below = low is not None and (value <= low if option.above else value < low)
+    if below or (high is not None and value > high):
+        low_text = f"> {low:g}" if option.above else f">= {low:g}"
+        raise ConfigError(f"{name} must be {low_text} and <= {high:g}, got {value!r}")
+
+
+def check_option(name: str, value, source: str = ""):
+    """The one check of a training option's value (recipes, --set, sweep grids, config.toml).
+
+    Returns the value in its declared type (an integral float such as 1e6 for an int
+    option becomes 1000000); anything else is a one-line ConfigError naming the option.
+    """
+    prefix = f"{source}: " if source else ""
+    if name not in OPTIONS:
+        raise ConfigError(f"{prefix}unknown option {name!r}; see `neurodeploy train --help-options`")
+    option, kind = OPTIONS[name], _kind(name)
+    try:
+        if kind in ("int", "float"):
+            value = _number(value, name, kind == "int")
+            _in_range(value, name, option)
+        elif kind.startswith("list["):
+            integer = kind == "list[int]"
+            if not isinstance(value, list):
+                raise ConfigError(f"{name} must be a list like [64, 64], got {value!r}")
+            value = [_number(v, f"every entry of {name}", integer) for v in value]
+            for v in value:
+                _in_range(v, f"every entry of {name}", option)
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false, got {value!r}")
+        elif kind == "dict":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a table like {{a = 1}}, got {value!r}")
+            value = {k: _number(v, f"{name}.{k}", False) for k, v in value.items()}
+        elif not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        if option.choices and value not in option.choices:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(option.choices)}, not {value!r}"
+            )
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+    return value
+
+
+def options_help() -> str:
+    """Every training option: name, type, default, range and what it does."""
+    lines = []
+    for f in fields(TrainConfig):
+        option = OPTIONS[f.name]
+        default = f.default if f.default is not MISSING else f.default_factory()
+        limits = ""
+        if option.choices:
+            limits = f"; one of {', '.join(option.choices)}"
+        elif option.low is not None:
+            low = f"> {option.low}" if option.above else f">= {option.low}"
+            limits = f"; {low}, <= {option.high:,}"
+        lines.append(f"{f.name} ({f.type}, default {default!r}{limits})\n    {option.doc}")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -91,28 +250,34 @@ class TrainConfig:
     checkpoint_every: int = 10_000
 
     def __post_init__(self):
-        if self.algo not in ALGOS:
-            raise ConfigError(f"--algo must be one of {', '.join(ALGOS)}, not {self.algo!r}")
-        if self.neuron not in NEURONS:
-            raise ConfigError(f"--neuron must be one of {', '.join(NEURONS)}, not {self.neuron!r}")
+        for f in fields(self):  # every option is typed, finite and in range (OPTIONS)
+            setattr(self, f.name, check_option(f.name, getattr(self, f.name)))
         hidden, lr, k = PROXY_DEFAULTS[self.neuron]
         self.proxy_hidden = list(self.proxy_hidden) or hidden
         self.proxy_lr = self.proxy_lr or lr
         self.proxy_steps = self.proxy_steps or k
-        for name in (
-            "steps",
-            "batch_size",
-            "buffer_size",
-            "eval_every",
-            "checkpoint_every",
-            "timesteps",
-            "policy_delay",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.start_steps < 0 or self.eval_episodes < 0:
-            raise ConfigError("start_steps and eval_episodes must be >= 0")
+        if not self.hidden:
+            raise ConfigError("hidden must list at least one layer width, e.g. [256, 256]")
         self._check_stateful()
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        """The slope schedule must be buildable and must change something."""
+        if self.slope_schedule != "fixed" and (self.surrogate == "rect" or self.neuron == "ann"):
+            raise ConfigError(
+                f"slope_schedule {self.slope_schedule!r} has no effect on "
+                + ("an ANN actor" if self.neuron == "ann" else "the 'rect' surrogate (its "
+                   "gradient ignores the slope)")
+                + ": use surrogate = 'fast_sigmoid' or 'arctan', or slope_schedule = 'fixed'"
+            )  # fmt: skip
+        params = {"k": self.slope} if self.slope_schedule == "fixed" else {}
+        try:
+            make_schedule(self.slope_schedule, **{**params, **self.slope_params})
+        except ConfigError as exc:
+            raise ConfigError(
+                f"slope_params {self.slope_params!r} do not fit slope_schedule "
+                f"{self.slope_schedule!r} ({exc}); see `neurodeploy train --help-options`"
+            ) from None
 
     def _check_stateful(self) -> None:
         checks = [
@@ -174,7 +339,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
         try:
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
 
@@ -195,7 +360,27 @@ def resolve(recipe: str | None, overrides: dict) -> tuple[TrainConfig, str]:
     """Recipe values, then every override that is not None."""
     values, name = load_recipe(recipe)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(values, f"recipe {name!r}"), name
+    cfg = TrainConfig.from_dict(values, f"recipe {name!r}")
+    if cfg.start_steps >= cfg.steps:
+        raise ConfigError(
+            f"recipe {name!r}: start_steps ({cfg.start_steps}) >= steps ({cfg.steps}): every "
+            "action would be random and no update would run; lower start_steps "
+            "(--set start_steps=...) or raise steps"
+        )
+    return cfg, name
+
+
+def parse_value(raw: str):
+    """A TOML value (``3e-4``, ``[64, 64]``, ``true``, ``nan``), else the bare string (``lif``)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw.strip()
+
+
+def parse_option(key: str, raw: str, source: str):
+    """``KEY=VALUE`` text (``--set``, a sweep's ``--grid``) -> the checked, typed value."""
+    return check_option(key.strip(), parse_value(raw), source)
 
 
 def parse_set(items: list[str]) -> dict:
@@ -205,10 +390,7 @@ def parse_set(items: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            values[key.strip()] = raw  # a bare string
+        values[key.strip()] = parse_option(key, raw, f"--set {item!r}")
     return values
 
 

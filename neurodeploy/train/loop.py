@@ -1,7 +1,8 @@
 """The training loop: act, store, update, evaluate, checkpoint. Resumable and reproducible.
 
 Checkpoints are written at the first episode boundary after every
-``checkpoint_every`` steps (and at the end). At a boundary no episode is in
+``checkpoint_every`` steps, and at the end (a budget that ends mid-episode cuts that
+episode, so extending the run with more steps starts a new one). At a boundary no episode is in
 flight, so the checkpoint holds everything the future depends on: networks,
 optimisers, replay buffer, the numpy and torch RNG states, the environment's RNG,
 the slope schedule and the counters. A run killed at any point and resumed
@@ -14,6 +15,7 @@ best so far (mean return) is also written to ``best.pt``, as SB3's EvalCallback 
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,12 @@ from neurodeploy.train.buffer import ReplayBuffer, SequenceBuffer
 from neurodeploy.train.checkpoint import (
     BEST_POLICY,
     atomic_torch_save,
+    checkpoint_path,
+    checkpoint_step,
+    discard_partial_results,
     load_checkpoint,
+    remove_stale_tmp,
+    results_without_checkpoint,
     save_checkpoint,
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
@@ -143,7 +150,20 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | Non
                 f"{k} (run: {getattr(saved, k)!r}, now: {getattr(cfg, k)!r})" for k in diff
             )
             raise ConfigError(f"--resume: the config differs from {config_path} in {details}")
-        ckpt = run_dir / "checkpoint" / "state.pt"
+        orphans = results_without_checkpoint(run_dir)
+        if orphans:
+            raise CheckpointError(
+                f"--resume: {run_dir} has {', '.join(orphans)} but no checkpoint/state.pt "
+                "to continue from; train into a new --out (resuming would start over "
+                "and overwrite them)"
+            )
+        done = checkpoint_step(run_dir)
+        if cfg.steps < done:
+            raise ConfigError(
+                f"--resume: {run_dir} is already at step {done}; steps must be >= {done}, "
+                f"not {cfg.steps}"
+            )
+        ckpt = checkpoint_path(run_dir)
         return ckpt if ckpt.exists() else None
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
@@ -174,27 +194,41 @@ def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool) -> Guid
     if cfg.guide:
         return Guide.load(Path(cfg.guide))
     guide_dir = run_dir / "guide"
-    train(guide_config(cfg), guide_dir, (guide_dir / "config.toml").exists(), progress)
+    resume = (guide_dir / "config.toml").exists()
+    if resume:
+        discard_partial_results(guide_dir)  # killed before its first checkpoint: start over
+    train(guide_config(cfg), guide_dir, resume, progress)
     return Guide.load(guide_dir)
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     """Train to ``cfg.steps`` environment steps; returns the run directory."""
     run_dir = Path(run_dir)
+    check_writable_dir(run_dir, "--out")
     env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
     eval_env = make_train_env(cfg)
     set_curriculum(eval_env, cfg, 1.0)  # evaluate on the final reward
     ckpt_path = prepare_run_dir(run_dir, cfg, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.toml")
-    guide = load_or_train_guide(cfg, run_dir, progress)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (run_dir, run_dir / "checkpoint"):
+            remove_stale_tmp(folder)  # left by a write that a kill interrupted
+        if ckpt_path is None:
+            save_config(cfg, run_dir / "config.toml")
+        guide = load_or_train_guide(cfg, run_dir, progress)
 
-    agent = Agent.build(cfg, env)
-    rng = np.random.default_rng(cfg.seed)
-    state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
-             "best_eval": -math.inf}  # fmt: skip
-    if ckpt_path is not None:
-        state = _restore(ckpt_path, agent, rng, env)
+        agent = Agent.build(cfg, env)
+        rng = np.random.default_rng(cfg.seed)
+        state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
+                 "best_eval": -math.inf}  # fmt: skip
+        if ckpt_path is not None:
+            state = _restore(ckpt_path, agent, rng, env)
+            save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
+    except Exception:
+        if created:
+            _remove_stub(run_dir)
+        raise
     set_curriculum(env, cfg, state["step"] / cfg.steps)
     # after a restore: the same reset the uninterrupted run made at this boundary
     obs, info = env.reset(seed=None if ckpt_path else cfg.seed)
@@ -302,10 +336,31 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 sps=(step - tick_step) / max(time.perf_counter() - tick, 1e-9),
                 last_eval=state["last_eval"],
             )
+    if last_ckpt != state["step"]:
+        # The budget ended mid-episode: cut the episode here and checkpoint, so the run can
+        # be extended (--resume with more steps starts a new episode from this state).
+        agent.buffer.end_episode()
+        _checkpoint(run_dir, agent, rng, env, state)
     metrics.close()
     env.close()
     eval_env.close()
     return run_dir
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """``path`` must be a folder or not exist yet, and no parent of it may be a file."""
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{what} {path}: {parent} is a file, not a folder")
+            break
+
+
+def _remove_stub(run_dir: Path) -> None:
+    """A fresh run that failed before it trained: remove its folder (config.toml only)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"config.toml", "checkpoint"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _guide_share(cfg: TrainConfig, step: int) -> float:
@@ -333,7 +388,7 @@ def _checkpoint(run_dir, agent, rng, env, state) -> None:
             "env_rng": env.unwrapped.np_random.bit_generator.state,
             "counters": dict(state),
         },
-        run_dir / "checkpoint" / "state.pt",
+        checkpoint_path(run_dir),
     )
 
 
