@@ -90,7 +90,7 @@ def rodrigues(omega: np.ndarray, dt: float) -> np.ndarray:
 class QuadHoverEnv(gym.Env):
     """Hover at the origin. See the module docstring for the model and its sources."""
 
-    metadata = {"render_modes": [], "render_fps": 100}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 100}
 
     def __init__(
         self,
@@ -104,8 +104,10 @@ class QuadHoverEnv(gym.Env):
         drag: float = 0.0,
         motor_tau: float = MOTOR_TAU,
         substeps: int = 2,
+        render_mode: str | None = None,
     ):
         checks = [
+            (render_mode in (None, "rgb_array"), f"render_mode {render_mode!r}: use 'rgb_array'"),
             (obs_noise >= 0, "obs_noise must be >= 0"),
             (action_delay >= 0 and int(action_delay) == action_delay, "action_delay: int >= 0"),
             (0 <= init_position < BOUND / math.sqrt(3), "init_position must be in [0, 0.346)"),
@@ -118,6 +120,7 @@ class QuadHoverEnv(gym.Env):
         self.obs_noise, self.action_delay = float(obs_noise), int(action_delay)
         self.init = (init_position, init_velocity, init_tilt, init_rate)
         self.drag, self.substeps = float(drag), int(substeps)
+        self.render_mode = render_mode
         h = DT / substeps
         self.motor_keep = math.exp(-h / motor_tau) if motor_tau > 0 else 0.0
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -205,6 +208,45 @@ class QuadHoverEnv(gym.Env):
         terminated = px * px + py * py + pz * pz > BOUND * BOUND
         obs, info = self._outputs()
         return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: a top view (x, y) and a side view (x, z) of the quadrotor, 480 x 240.
+
+        The grey circle is the 0.6 m termination bound, the cross the target; arms are
+        drawn three times their length, front motors (0, 3) red, back ones blue; the
+        side view's green line is the thrust axis (body z).
+        """
+        if self.render_mode != "rgb_array":
+            return None
+        from PIL import Image, ImageDraw
+
+        size, half = 240, 1.1 * BOUND
+        image = Image.new("RGB", (2 * size, size), "white")
+        draw = ImageDraw.Draw(image)
+        R, p = self.rotation, self.position
+        motors = p[:, None] + R @ np.stack([3 * MOTOR_X, 3 * MOTOR_Y, np.zeros(4)])
+        thrust = p + 0.12 * R[:, 2]
+        for panel, (a, b), title in ((0, (0, 1), "top: x, y"), (1, (0, 2), "side: x, z")):
+
+            def px(point, panel=panel, a=a, b=b):
+                u = (point[a] / half + 1) / 2 * size + panel * size
+                return u, (1 - point[b] / half) / 2 * size
+
+            r = BOUND / half * size / 2
+            cx, cy = panel * size + size / 2, size / 2
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(170, 170, 170), width=2)
+            draw.line([cx - 6, cy, cx + 6, cy], fill="black")
+            draw.line([cx, cy - 6, cx, cy + 6], fill="black")
+            for i in range(4):
+                colour = (220, 40, 40) if i in (0, 3) else (40, 80, 220)
+                mx, my = px(motors[:, i])
+                draw.line([px(p), (mx, my)], fill=(60, 60, 60), width=3)
+                draw.ellipse([mx - 4, my - 4, mx + 4, my + 4], fill=colour)
+            if panel == 1:
+                draw.line([px(p), px(thrust)], fill=(30, 160, 30), width=2)
+            draw.text((panel * size + 6, 4), title, fill="black")
+        draw.line([size, 0, size, size], fill=(200, 200, 200))
+        return np.asarray(image)
 
     def _integrate(self, target: list[float], h: float) -> None:
         """One sub-step of ``h`` seconds (scalar maths: a step must cost microseconds)."""
