@@ -215,7 +215,7 @@ def app() -> None:
     try:
         cli()
     except NeurodeployError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -31,3 +31,7 @@ class StackError(NeurodeployError):
 
 class SweepError(NeurodeployError):
     """A sweep had failed trials, or a sweep directory cannot be reported."""
+
+
+class RecordError(NeurodeployError):
+    """A recording cannot be written (file type, folder, renderer or encoder)."""
