@@ -82,13 +82,21 @@ def run(
     episodes: Annotated[int, typer.Option()] = 5,
     seed: Annotated[int, typer.Option()] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="write the episodes to FILE.gif (or .mp4): env beside spike rasters"),
+    ] = None,
 ) -> None:
     """Run an exported policy in closed loop (torch, Lava, Loihi 2 sim, emulator, onnx)."""
     import json
 
+    from neurodeploy.hardware.record import record_policy
     from neurodeploy.hardware.runner import run_policy
 
-    summary = run_policy(path, backend, episodes, seed).summary()
+    if record is None:
+        summary = run_policy(path, backend, episodes, seed).summary()
+    else:
+        summary = record_policy(path, record, backend, episodes, seed).summary()
     if json_out:
         print(json.dumps(summary))
         return
@@ -98,6 +106,8 @@ def run(
         f"control step median {summary['latency_ms_median']:.3f} ms, "
         f"p99 {summary['latency_ms_p99']:.3f} ms"
     )
+    if record is not None:
+        console.print(f"recording: {record}")
 
 
 @cli.command("bench-energy")
