@@ -38,10 +38,17 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="any other option: KEY=VALUE (TOML value)")
     ] = None,
+    help_options: Annotated[
+        bool, typer.Option("--help-options", help="list every --set option and exit")
+    ] = False,
 ) -> None:
     """Train a spiking or ANN actor with (proxy-target) TD3 from a recipe."""
-    from neurodeploy.train.config import parse_set, resolve
+    from neurodeploy.train.config import options_help, parse_set, resolve
     from neurodeploy.train.loop import train as run_training
+
+    if help_options:
+        print(options_help())
+        return
 
     overrides = {"env": env, "algo": algo, "neuron": neuron, "steps": steps, "seed": seed}
     overrides.update(parse_set(set_ or []))
