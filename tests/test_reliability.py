@@ -1,0 +1,226 @@
+"""No silent wrong results (issue 19): resume and extend, the option schema, verified bundles.
+
+Each test names the issue item it checks; docs/reliability.md lists them per promise.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurodeploy.errors import CheckpointError, ConfigError
+from neurodeploy.sweep.spec import SweepSpec, parse_grid
+from neurodeploy.train.checkpoint import checkpoint_step, load_checkpoint
+from neurodeploy.train.config import TrainConfig, check_option, parse_set, resolve
+from neurodeploy.train.loop import train
+
+NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
+
+
+def tiny(**kw) -> TrainConfig:
+    values = dict(
+        env="Pendulum-v1",  # 200-step episodes
+        steps=400,
+        hidden=[16, 16],
+        proxy_hidden=[32, 32],
+        batch_size=16,
+        critic_hidden=32,
+        timesteps=2,
+        start_steps=300,
+        checkpoint_every=200,
+        eval_every=400,
+        eval_episodes=1,
+    )
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+# --- item 3: extending a run keeps its replay buffer consistent ------------------------------
+
+
+def test_extending_steps_keeps_every_transition_and_adds_no_zero_rows(tmp_path):
+    run = train(tiny(), tmp_path / "r", progress=False)
+    before = load_checkpoint(run / "checkpoint" / "state.pt")["buffer"]
+    assert int(before["size"]) == 400
+    train(tiny(steps=600), run, resume=True, progress=False)
+    after = load_checkpoint(run / "checkpoint" / "state.pt")["buffer"]
+    size = int(after["size"])
+    assert size == 600
+    obs = after["obs"][:size]
+    # Pendulum observations are (cos, sin, w): a real one is never all zero.
+    assert not (obs == 0).all(dim=1).any(), "zero rows inside the sampled range"
+    assert torch.equal(obs[:400], before["obs"]), "the oldest transitions were overwritten"
+    assert int(after["ptr"]) == 0  # 600 % 600: full, the next one overwrites the oldest
+
+
+def test_a_full_ring_buffer_is_laid_out_oldest_first_when_it_grows():
+    from neurodeploy.train.buffer import ReplayBuffer
+
+    small = ReplayBuffer(1, 1, 4)
+    for i in range(6):  # wraps: holds 4, 5, 2, 3 with ptr = 2
+        small.add([i], [0], 0.0, [i], False)
+    big = ReplayBuffer(1, 1, 8)
+    big.load_state_dict(small.state_dict())
+    assert big.obs[: big.size, 0].tolist() == [2, 3, 4, 5] and big.ptr == 4
+    big.add([6], [0], 0.0, [6], False)
+    assert big.obs[:5, 0].tolist() == [2, 3, 4, 5, 6]
+
+
+# --- item 4: a refused resume changes nothing ------------------------------------------------
+
+
+def test_resume_with_fewer_steps_is_refused_before_config_toml_changes(tmp_path):
+    run = train(tiny(), tmp_path / "r", progress=False)
+    before = snapshot(run)
+    with pytest.raises(ConfigError, match=r"already at step 400; steps must be >= 400, not 300"):
+        train(tiny(steps=300, start_steps=200), run, resume=True, progress=False)
+    assert snapshot(run) == before
+
+
+# --- item 5: --resume never starts over silently; the final checkpoint is written ------------
+
+
+def test_resume_without_a_checkpoint_is_an_error_and_keeps_the_results(tmp_path):
+    run = train(tiny(), tmp_path / "r", progress=False)
+    (run / "checkpoint" / "state.pt").unlink()
+    before = snapshot(run)
+    out = subprocess.run(
+        [NEURODEPLOY, "train", "--out", str(run), "--resume", "--steps", "600"]
+        + [a for k, v in _tiny_sets().items() for a in ("--set", f"{k}={v}")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout
+    assert "no checkpoint/state.pt" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert snapshot(run) == before
+
+
+def _tiny_sets() -> dict:
+    cfg = tiny().to_dict()
+    keys = ("hidden", "proxy_hidden", "batch_size", "critic_hidden", "timesteps",
+            "start_steps", "checkpoint_every", "eval_every", "eval_episodes")  # fmt: skip
+    return {k: json.dumps(cfg[k]) for k in keys}
+
+
+def test_a_budget_ending_mid_episode_writes_its_final_checkpoint_and_extends(tmp_path):
+    # 450 steps of 200-step episodes, checkpoint_every larger than the run: the only
+    # checkpoint is the final one, 50 steps into the third episode.
+    run = train(tiny(steps=450, checkpoint_every=1000), tmp_path / "r", progress=False)
+    assert checkpoint_step(run) == 450
+    rows = (run / "metrics.csv").read_text().splitlines()
+    train(tiny(steps=650, checkpoint_every=1000), run, resume=True, progress=False)
+    assert checkpoint_step(run) == 650
+    after = (run / "metrics.csv").read_text().splitlines()
+    assert after[: len(rows)] == rows  # continued, not restarted
+    assert after[-1].startswith("650,")
+
+
+def test_a_fresh_run_that_fails_to_start_leaves_no_folder(tmp_path):
+    cfg = tiny(guide="/nonexistent/guide", mode="stateful", sequence_length=20, burn_in=5,
+               observation="privileged")  # fmt: skip
+    with pytest.raises(CheckpointError):
+        train(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_under_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        train(tiny(), tmp_path / "f" / "run", progress=False)
+    assert (tmp_path / "f").read_text() == "x"
+
+
+# --- item 6: one option schema ----------------------------------------------------------------
+
+BAD_SETS = [
+    ("steps=nan", "steps must be finite"),
+    ("steps=inf", "steps must be finite"),
+    ("steps=300.5", "steps must be an integer"),
+    ("steps=0", "steps must be >= 1"),
+    ("steps=1e12", "steps must be >= 1 and <= 1e+09"),
+    ("timesteps=2.5", "timesteps must be an integer"),
+    ("batch_size=32.5", "batch_size must be an integer"),
+    ("decay=nan", "decay must be finite"),
+    ("decay=1.5", "decay must be >= 0 and <= 1"),
+    ("gamma=abc", "gamma must be a number"),
+    ("hidden=[-4]", "every entry of hidden must be >= 1"),
+    ("hidden=64", "hidden must be a list"),
+    ("actor_lr=-1", "actor_lr must be > 0"),
+    ("seed=true", "seed must be an integer"),
+    ("curriculum=1", "curriculum must be true or false"),
+    ("neuron=izh", "neuron must be one of lif, clif, dn, loihi, ann"),
+    ("slope_params={a = nan}", "slope_params.a must be finite"),
+    ("nosuch=1", "unknown option 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize("item, message", BAD_SETS)
+def test_every_bad_option_value_is_one_error_naming_it(item, message):
+    with pytest.raises(ConfigError, match=message.replace("+", r"\+").replace("[", r"\[")):
+        parse_set([item])
+
+
+def test_integral_floats_become_ints_and_ints_become_floats():
+    assert parse_set(["steps=1e6", "gamma=1", "hidden=[64.0, 32]"]) == {
+        "steps": 1_000_000, "gamma": 1.0, "hidden": [64, 32]}  # fmt: skip
+    assert isinstance(parse_set(["steps=2e3"])["steps"], int)
+
+
+def test_recipes_and_config_files_go_through_the_same_check():
+    with pytest.raises(ConfigError, match="decay must be finite"):
+        TrainConfig(decay=math.nan)
+    with pytest.raises(ConfigError, match="recipe 'custom': steps must be an integer"):
+        resolve(None, {"steps": 300.5})
+    assert check_option("steps", 7.0) == 7
+
+
+def test_sweep_grid_values_go_through_the_same_check():
+    with pytest.raises(ConfigError, match=r"--grid 'gamma=0.9,abc'.*gamma must be a number"):
+        parse_grid(["gamma=0.9,abc"])
+    with pytest.raises(ConfigError, match="steps must be an integer"):
+        parse_grid(["steps=300.5,400"])
+    assert parse_grid(["hidden=[64,64],[32,32]"]) == {"hidden": [[64, 64], [32, 32]]}
+
+
+@pytest.mark.parametrize("schedule", ["interval", "adaptive"])
+def test_a_slope_schedule_without_effect_is_refused(schedule):
+    params = {"return_low": -1500, "return_high": 0} if schedule == "adaptive" else {}
+    with pytest.raises(ConfigError, match="no effect on the 'rect' surrogate"):
+        TrainConfig(slope_schedule=schedule, slope_params=params)
+    with pytest.raises(ConfigError, match="no effect on an ANN actor"):
+        TrainConfig(neuron="ann", surrogate="fast_sigmoid", slope_schedule=schedule,
+                    slope_params=params)  # fmt: skip
+    TrainConfig(surrogate="fast_sigmoid", slope_schedule=schedule, slope_params=params)
+
+
+def test_adaptive_without_slope_params_names_slope_params():
+    with pytest.raises(ConfigError, match=r"slope_params \{\} do not fit slope_schedule 'adaptive'"):
+        TrainConfig(surrogate="fast_sigmoid", slope_schedule="adaptive")
+
+
+def test_help_options_lists_every_option_with_its_doc():
+    out = subprocess.run([NEURODEPLOY, "train", "--help-options"], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for name in TrainConfig.__dataclass_fields__:
+        assert f"\n{name} (" in "\n" + out.stdout, name
+    assert "steps (int, default 1000000; >= 1, <= 1,000,000,000)" in out.stdout
+
+
+# --- item 7: options that cannot work on the chosen env are refused before training ----------
+
+
+def test_start_steps_not_below_steps_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"start_steps \(25000\) >= steps \(1500\)"):
+        resolve(None, {"env": "InvertedPendulum-v5", "steps": 1500})
+    spec = SweepSpec("pendulum", [0], {}, {"steps": 600})
+    with pytest.raises(ConfigError, match=r"sweep trial seed0: .*start_steps \(1000\) >= steps"):
+        spec.resolve()
