@@ -34,7 +34,7 @@ from neurodeploy.train.config import parse_set, read_config, resolve  # noqa: E4
 from neurodeploy.train.guide import Guide  # noqa: E402
 from neurodeploy.train.loop import actor_config  # noqa: E402
 from neurodeploy.train.sequence_td3 import SequenceTD3  # noqa: E402
-from neurodeploy.train.td3 import Critic, TD3Settings  # noqa: E402
+from neurodeploy.train.td3 import Critic, TD3Settings, make_target  # noqa: E402
 
 ENV = "neurodeploy/QuadHover-v0"
 EPISODE, TAIL, EVAL_SEED = 500, 100, 1000
@@ -149,7 +149,8 @@ def clone(actor, train, held_out, cfg, updates: int, rng) -> tuple[float, float]
     (mean train loss of the last 100 updates, held-out loss on 256 segments)."""
     low, high = torch.full((4,), -1.0), torch.full((4,), 1.0)
     settings = TD3Settings(actor_lr=cfg.actor_lr)
-    bc = SequenceTD3(actor, Critic(18, 4), settings, low, high, burn_in=cfg.burn_in, bc_only=True)
+    bc = SequenceTD3(actor, Critic(18, 4), settings, low, high, make_target(actor, settings, None),
+                     burn_in=cfg.burn_in, bc_only=True)  # fmt: skip
     recent = [bc.update(lambda: train.sample(cfg.batch_size, rng))["actor_loss"]
               for _ in range(updates)][-100:]  # fmt: skip
     return float(np.mean(recent)), held_out_loss(actor, held_out.sample(256, rng), cfg.burn_in)

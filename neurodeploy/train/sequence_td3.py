@@ -11,8 +11,8 @@ update never runs the online actor, which is most of an update's cost.
    giving ``a_t = actor(s_<=t)``.
 3. Proxy target only: K times, ``L = mean ||proxy(s_t) - a_t||^2`` with ``a_t``
    as a constant (a feed-forward proxy tracks the actor's average response).
-4. Critic target: ``a'_t`` from the proxy, or from the Polyak copy of the actor
-   run over the whole ``s'`` segment (burn-in included, no gradient); with TD3's
+4. Critic target: ``a'_t`` from the target strategy: the proxy, or the Polyak copy
+   of the actor run over the whole ``s'`` segment (burn-in included, no gradient); with TD3's
    clipped noise, ``y = r + gamma * not_done * min(Q1', Q2')(s', a')``.
 5. Critic: ``(Q1 - y)^2 + (Q2 - y)^2`` over the masked steps (the critic is a
    feed-forward network on the observation, as in the paper).
@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from neurodeploy.train.buffer import SequenceBatch
-from neurodeploy.train.td3 import TD3, Critic, TD3Settings, polyak
+from neurodeploy.train.targets import PolyakTarget, ProxyTarget, polyak
+from neurodeploy.train.td3 import TD3, Critic, TD3Settings
 
 
 class SequenceTD3(TD3):
@@ -40,9 +41,9 @@ class SequenceTD3(TD3):
 
     def __init__(self, actor: nn.Module, critic: Critic, settings: TD3Settings,
                  action_low: torch.Tensor, action_high: torch.Tensor,
-                 proxy: nn.Module | None = None, burn_in: int = 50, q_alpha: float = 0.0,
+                 target: PolyakTarget | ProxyTarget, burn_in: int = 50, q_alpha: float = 0.0,
                  bc_weight: float = 0.0, bc_only: bool = False):  # fmt: skip
-        super().__init__(actor, critic, settings, action_low, action_high, proxy)
+        super().__init__(actor, critic, settings, action_low, action_high, target)
         self.burn_in, self.q_alpha, self.bc_only = burn_in, q_alpha, bc_only
         self.bc_weight = bc_weight  # lambda_BC; the training loop sets it per episode
 
@@ -73,22 +74,15 @@ class SequenceTD3(TD3):
             self._step(self.actor_opt, bc)
             return {"actor_loss": bc.item()}
 
-        # 3. proxy target tracks the actor in output space (when the actor has just run)
-        if self.proxy is not None and actor_turn:
-            target = actions.detach()
-            proxy_loss = 0.0
-            for _ in range(s.proxy_steps):
-                loss = masked_mean(((self.proxy(obs) - target) ** 2).mean(-1, keepdim=True))
-                self._step(self.proxy_opt, loss)
-                proxy_loss += loss.item()
-            losses["proxy_loss"] = proxy_loss / s.proxy_steps
+        # 3. the target learns from the actor when the actor has just run (proxy: K steps
+        # of the masked squared error onto its actions; Polyak: nothing)
+        if actor_turn:
+            k = self.target.steps
+            losses.update(self.target.fit([obs] * k, [actions.detach()] * k, _masked_mse(weight)))
 
         # 4. critic target with target-policy smoothing
         with torch.no_grad():
-            if self.proxy is not None:
-                next_action = self.proxy(b.next_obs[burn:])
-            else:
-                next_action = self.actor_target.forward_sequence(b.next_obs)[0][burn:]
+            next_action = self.target.act_sequence(b.next_obs, burn)
             clip = s.noise_clip * self.half_range
             noise = torch.randn_like(next_action) * (s.policy_noise * self.half_range)
             next_action = next_action + torch.maximum(torch.minimum(noise, clip), -clip)
@@ -117,8 +111,7 @@ class SequenceTD3(TD3):
             self._step(self.actor_opt, actor_loss)
             losses["actor_loss"] = actor_loss.item()
             polyak(self.critic, self.critic_target, s.tau)
-            if self.proxy is None:
-                polyak(self.actor, self.actor_target, s.tau)
+            self.target.after_actor_step()
         return losses
 
     @staticmethod
@@ -133,6 +126,15 @@ class SequenceTD3(TD3):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.bc_weight = float(state["bc_weight"])
+
+
+def _masked_mse(weight: torch.Tensor):
+    """Mean squared error per step, averaged over the steps the mask keeps."""
+
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (((pred - target) ** 2).mean(-1, keepdim=True) * weight).sum()
+
+    return loss
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""TD3 with either a Polyak target actor or a proxy target (Proxy Target, REFERENCE §1).
+"""TD3 with either a Polyak target actor or a proxy target (Xu et al., Proxy Target, NeurIPS 2025).
 
 One update, read top to bottom:
 
@@ -11,8 +11,10 @@ One update, read top to bottom:
    is the proxy ANN or the Polyak copy of the actor.
 3. Critic: minimise ``(Q1(s, a) - y)^2 + (Q2(s, a) - y)^2``.
 4. Every ``policy_delay`` updates: actor loss ``-Q1(s, actor(s))``, then Polyak
-   ``theta' <- tau theta + (1 - tau) theta'`` for the critic target, and for the
-   actor target unless a proxy is used. With smoothness weights (CAPS, Mysore et al.,
+   ``theta' <- tau theta + (1 - tau) theta'`` for the critic target, and
+   ``target.after_actor_step()`` (a Polyak target moves; a proxy does nothing).
+
+Steps 1 and 2 go through the target strategy (``neurodeploy/train/targets.py``). With smoothness weights (CAPS, Mysore et al.,
    ICRA 2021) the loss is ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
    + lambda_S ||pi(s) - pi(s + N(0, sigma_S))||^2``: the Q term is normalised so the
    weights do not depend on the reward scale; it stops bang-bang chattering.
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurodeploy.train.buffer import Batch
+from neurodeploy.train.targets import PolyakTarget, ProxyTarget, adam, polyak
 
 
 class Critic(nn.Module):
@@ -68,17 +71,15 @@ class TD3Settings:
 
 
 class TD3:
-    """TD3 over any actor module. ``proxy`` given: proxy-target TD3; else Polyak target."""
+    """TD3 over any actor module; ``target`` is a :class:`PolyakTarget` or a :class:`ProxyTarget`."""
 
     def __init__(self, actor: nn.Module, critic: Critic, settings: TD3Settings,
                  action_low: torch.Tensor, action_high: torch.Tensor,
-                 proxy: nn.Module | None = None):  # fmt: skip
-        self.actor, self.critic, self.settings, self.proxy = actor, critic, settings, proxy
+                 target: PolyakTarget | ProxyTarget):  # fmt: skip
+        self.actor, self.critic, self.settings, self.target = actor, critic, settings, target
         self.critic_target = copy.deepcopy(critic)
-        self.actor_target = proxy if proxy is not None else copy.deepcopy(actor)
-        self.actor_opt = _adam(actor, settings.actor_lr)
-        self.critic_opt = _adam(critic, settings.critic_lr)
-        self.proxy_opt = _adam(proxy, settings.proxy_lr) if proxy is not None else None
+        self.actor_opt = adam(actor, settings.actor_lr)
+        self.critic_opt = adam(critic, settings.critic_lr)
         self.low, self.high = action_low, action_high
         self.half_range = (action_high - action_low) / 2
         self.updates = 0
@@ -86,32 +87,19 @@ class TD3:
     def update(self, sample: Callable[[], Batch]) -> dict[str, float]:
         s = self.settings
         self.updates += 1
-        losses = {}
 
-        # 1. proxy target tracks the online actor in output space
-        if self.proxy is not None:
-            # The actor does not change during these K steps, so its actions for all
-            # K batches come from one forward pass (no gradient: they are targets).
-            batches = [sample() for _ in range(s.proxy_steps)]
-            with torch.no_grad():
-                targets = self.actor(torch.cat([b.obs for b in batches])).split(len(batches[0].obs))
-            proxy_loss = 0.0
-            for batch, target_action in zip(batches, targets, strict=True):
-                loss = F.mse_loss(self.proxy(batch.obs), target_action)
-                self.proxy_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.proxy_opt.step()
-                proxy_loss += loss.item()
-            losses["proxy_loss"] = proxy_loss / s.proxy_steps
-        else:
-            batch = sample()
+        # 1. the target learns from the actor (proxy: K regression steps; Polyak: nothing).
+        # The critic update below uses the last batch drawn (as the authors' code).
+        batches = [sample() for _ in range(self.target.steps)]
+        losses = self.target.fit_to(self.actor, [b.obs for b in batches])
+        batch = batches[-1]
 
         # 2. critic target with target-policy smoothing
         with torch.no_grad():
             noise = torch.randn_like(batch.action) * (s.policy_noise * self.half_range)
             noise = torch.maximum(torch.minimum(noise, s.noise_clip * self.half_range),
                                   -s.noise_clip * self.half_range)  # fmt: skip
-            next_action = self.actor_target(batch.next_obs) + noise
+            next_action = self.target.act(batch.next_obs) + noise
             next_action = torch.maximum(torch.minimum(next_action, self.high), self.low)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_action)
             y = batch.reward + batch.not_done * s.gamma * torch.minimum(q1_next, q2_next)
@@ -124,7 +112,7 @@ class TD3:
         self.critic_opt.step()
         losses["critic_loss"] = critic_loss.item()
 
-        # 4. delayed actor update and Polyak averaging
+        # 4. delayed actor update, then Polyak averaging of the critic (and a Polyak target)
         if self.updates % s.policy_delay == 0:
             actions = self.actor(batch.obs)
             q1_pi, _ = self.critic(batch.obs, actions)
@@ -138,8 +126,7 @@ class TD3:
             self.actor_opt.step()
             losses["actor_loss"] = actor_loss.item()
             polyak(self.critic, self.critic_target, s.tau)
-            if self.proxy is None:
-                polyak(self.actor, self.actor_target, s.tau)
+            self.target.after_actor_step()
         return losses
 
     def _smoothness(self, batch: Batch, actions: torch.Tensor) -> torch.Tensor:
@@ -157,31 +144,22 @@ class TD3:
     # -- checkpointing ------------------------------------------------------------------
 
     def _modules(self) -> dict:
-        parts = {
-            "actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
-            "actor_target": self.actor_target, "actor_opt": self.actor_opt,
-            "critic_opt": self.critic_opt,
-        }  # fmt: skip
-        if self.proxy_opt is not None:
-            parts["proxy_opt"] = self.proxy_opt
-        return parts
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "actor_opt": self.actor_opt, "critic_opt": self.critic_opt}  # fmt: skip
 
     def state_dict(self) -> dict:
         state = {name: part.state_dict() for name, part in self._modules().items()}
-        return {**state, "updates": self.updates}
+        return {**state, **self.target.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         for name, part in self._modules().items():
             part.load_state_dict(state[name])
+        self.target.load_state_dict(state)
         self.updates = int(state["updates"])
 
 
-def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    # fused: one kernel per step instead of a dozen per parameter (same update rule)
-    return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
-
-
-@torch.no_grad()
-def polyak(source: nn.Module, target: nn.Module, tau: float) -> None:
-    for p, tp in zip(source.parameters(), target.parameters(), strict=True):
-        tp.mul_(1.0 - tau).add_(p, alpha=tau)
+def make_target(actor: nn.Module, settings: TD3Settings, proxy: nn.Module | None):
+    """The proxy target when a proxy network is given, else TD3's Polyak copy of the actor."""
+    if proxy is None:
+        return PolyakTarget(actor, settings.tau)
+    return ProxyTarget(proxy, settings.proxy_lr, settings.proxy_steps)
