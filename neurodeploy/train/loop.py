@@ -46,7 +46,7 @@ from neurodeploy.train.evaluate import evaluate
 from neurodeploy.train.guide import Guide, bc_weight, guide_config, guide_share
 from neurodeploy.train.metrics import Metrics
 from neurodeploy.train.sequence_td3 import SequenceTD3
-from neurodeploy.train.td3 import TD3, Critic, TD3Settings
+from neurodeploy.train.td3 import TD3, Critic, TD3Settings, make_target
 
 EVAL_SEED_OFFSET = 100
 
@@ -123,16 +123,17 @@ class Agent:
         )
         low = torch.tensor(a_cfg.action_low, dtype=torch.float32)
         high = torch.tensor(a_cfg.action_high, dtype=torch.float32)
+        target = make_target(actor, settings, proxy)
         params = {"k": cfg.slope} if cfg.slope_schedule == "fixed" else {}
         schedule = make_schedule(cfg.slope_schedule, **{**params, **cfg.slope_params})
         if cfg.sequence_length:
-            td3 = SequenceTD3(actor, critic, settings, low, high, proxy, burn_in=cfg.burn_in,
+            td3 = SequenceTD3(actor, critic, settings, low, high, target, burn_in=cfg.burn_in,
                               q_alpha=cfg.q_alpha, bc_weight=cfg.bc_weight,
                               bc_only=cfg.algo == "bc")  # fmt: skip
             buffer = SequenceBuffer(a_cfg.obs_dim, a_cfg.act_dim, cfg.steps, cfg.sequence_length,
                                     cfg.sequence_stride, cfg.burn_in)  # fmt: skip
         else:
-            td3 = TD3(actor, critic, settings, low, high, proxy)
+            td3 = TD3(actor, critic, settings, low, high, target)
             buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
         return cls(actor, td3, buffer, schedule, low.numpy(), high.numpy())
 
