@@ -161,6 +161,7 @@ def record_policy(
     out = Path(out)
     _check_output(out)
     gl = choose_mujoco_gl()
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control): no display
     try:
         handle, tmp_name = tempfile.mkstemp(
             prefix=f".{out.stem}-", suffix=out.suffix.lower(), dir=out.parent
