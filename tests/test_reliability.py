@@ -78,10 +78,10 @@ def test_a_full_ring_buffer_is_laid_out_oldest_first_when_it_grows():
 
 
 def test_resume_with_fewer_steps_is_refused_before_config_toml_changes(tmp_path):
-    run = train(tiny(), tmp_path / "r", progress=False)
+    run = train(tiny(start_steps=100), tmp_path / "r", progress=False)
     before = snapshot(run)
     with pytest.raises(ConfigError, match=r"already at step 400; steps must be >= 400, not 300"):
-        train(tiny(steps=300, start_steps=200), run, resume=True, progress=False)
+        train(tiny(steps=300, start_steps=100), run, resume=True, progress=False)
     assert snapshot(run) == before
 
 
@@ -126,8 +126,8 @@ def test_a_budget_ending_mid_episode_writes_its_final_checkpoint_and_extends(tmp
 def test_a_fresh_run_that_fails_to_start_leaves_no_folder(tmp_path):
     cfg = tiny(guide="/nonexistent/guide", mode="stateful", sequence_length=20, burn_in=5,
                observation="privileged")  # fmt: skip
-    with pytest.raises(CheckpointError):
-        train(cfg, tmp_path / "r", progress=False)
+    with pytest.raises(ConfigError, match="cannot read the run's config"):
+        train(cfg, tmp_path / "r", progress=False)  # config.toml was written, then removed
     assert not (tmp_path / "r").exists()
 
 
