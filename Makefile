@@ -17,6 +17,10 @@ $(STAMP): $(DEPS)
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps --ignore-requires-python -r requirements-lava.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	@# OSMesa renders MuJoCo offscreen for `run --record`; optional, so a failure only says so
+	@dpkg -s libosmesa6 >/dev/null 2>&1 || apt-get install -y -q libosmesa6 >/dev/null 2>&1 \
+		|| { apt-get update -q && apt-get install -y -q libosmesa6; } >/dev/null 2>&1 \
+		|| echo "note: recording MuJoCo envs (run --record) needs OSMesa: sudo apt-get install libosmesa6"
 	touch $@
 
 test: $(STAMP)
