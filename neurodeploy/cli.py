@@ -234,6 +234,9 @@ def app() -> None:
     except NeurodeployError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except OSError as exc:  # a read-only filesystem, a full disk, a folder that is a file
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

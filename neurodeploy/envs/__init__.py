@@ -50,6 +50,17 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     return env
 
 
+def check_env_id(env_id, source: str) -> str:
+    """An env id read from a file must be a plain registered id: ``module:Env`` would make
+    ``gym.make`` import that module."""
+    if not isinstance(env_id, str) or ":" in env_id or env_id not in gym.envs.registry:
+        raise EnvError(
+            f"{source}: env {env_id!r} is not a registered gymnasium id (an id read from a file "
+            "may not name a module to import)"
+        )
+    return env_id
+
+
 def check_observation(obs: np.ndarray, env_id: str, step: int) -> np.ndarray:
     """Raise a clear error on NaN or inf in an observation."""
     if not np.all(np.isfinite(obs)):

@@ -11,14 +11,17 @@ so it runs wherever it is copied.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neurodeploy.envs import make_env
-from neurodeploy.errors import BundleError, ExportError
+from neurodeploy.envs import check_env_id, make_env
+from neurodeploy.errors import BundleError, CheckpointError, ExportError, NeurodeployError
 from neurodeploy.export import emulator, loihi2
 from neurodeploy.export.nir_graph import (
     DISCRETISATION,
@@ -31,7 +34,8 @@ from neurodeploy.export.nir_graph import (
     write_nir,
 )
 from neurodeploy.snn import SpikingActor, actor_from_payload
-from neurodeploy.train.checkpoint import atomic_write_bytes, safe_torch_load
+from neurodeploy.train.checkpoint import atomic_write_bytes, replay_observations
+from neurodeploy.train.loop import check_writable_dir
 
 SCHEMA = "neurodeploy-bundle/1"
 TARGETS = ("nir", "lava", "loihi2", "onnx")
@@ -40,12 +44,96 @@ FIDELITY_OBSERVATIONS = 256
 
 def load_policy(path: Path) -> tuple[SpikingActor, str]:
     """A run directory or a policy.pt -> (actor, env id)."""
+    actor, env_id, _ = read_policy(path)
+    return actor, env_id
+
+
+def read_policy(path: Path) -> tuple[SpikingActor, str, bytes]:
+    """A run directory or a policy.pt -> (actor, env id, the file's bytes).
+
+    The file is read once: whoever copies it (export) copies the bytes the actor was
+    built from, even while training rewrites policy.pt.
+    """
     path = Path(path)
     file = path / "policy.pt" if path.is_dir() else path
-    payload = safe_torch_load(file, "policy")
-    actor = actor_from_payload(payload, str(file))
+    if not file.is_file():
+        raise CheckpointError(f"policy {file} does not exist")
+    data = file.read_bytes()
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, wrong format, forbidden global, ...
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"policy {file} is corrupt or not a neurodeploy file ({reason})") from None
+    if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
+        raise CheckpointError(f"policy {file} holds no policy (it needs 'config' and 'state_dict')")
+    try:
+        actor = actor_from_payload(payload, str(file))
+    except NeurodeployError:
+        raise
+    except Exception as exc:  # a config or weights this version cannot build
+        raise CheckpointError(f"policy {file} cannot be built ({type(exc).__name__}: {exc})") from None
     actor.eval()
-    return actor, str(payload.get("env", ""))
+    env_id = payload.get("env", "")
+    if env_id:
+        check_env_id(env_id, str(file))
+    return actor, str(env_id), data
+
+
+def open_policy(path: Path, needs: str | None = None):
+    """The one way every command opens what it is given; everything is verified before use.
+
+    ``path`` is a policy file (``policy.pt``, ``best.pt``), a bundle (``manifest.json``:
+    :func:`verify_bundle`) or a run directory. For a run directory and ``needs`` (a file
+    a backend needs, e.g. ``policy.nir``), the run's bundle that holds it is verified,
+    and it must have been exported from the run's current ``policy.pt``. Returns
+    (actor, env id, bundle directory or None).
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".pt":
+        actor, env_id, _ = read_policy(path)
+        return actor, env_id, None
+    if (path / "manifest.json").exists():
+        manifest = verify_bundle(path)
+        if "policy.pt" not in manifest["files"]:
+            raise BundleError(
+                f"{path}: the bundle holds no policy.pt (exported from a foreign NIR graph?); "
+                "export it from a run directory or policy.pt to run it in closed loop"
+            )
+        actor, _, _ = read_policy(path / "policy.pt")
+        return actor, manifest["env"], path
+    if (path / "policy.pt").is_file():
+        actor, env_id, data = read_policy(path)
+        return actor, env_id, (_run_bundle(path, data, needs) if needs else None)
+    raise BundleError(
+        f"{path} is neither a run directory (policy.pt), a policy file (.pt) nor a bundle "
+        "(manifest.json)"
+    )
+
+
+RUN_BUNDLES = ("bundle-loihi2", "bundle-lava", "bundle-nir", "bundle-onnx")
+
+
+def _run_bundle(run_dir: Path, policy_bytes: bytes, needs: str) -> Path | None:
+    """The run's first bundle that provides ``needs``, verified and current (None: none)."""
+    for name in RUN_BUNDLES:
+        bundle = run_dir / name
+        if not bundle.exists():
+            continue
+        if not (bundle / "manifest.json").is_file():
+            raise BundleError(
+                f"{bundle} has no manifest.json (an export that did not finish?); "
+                f"remove it and export again"
+            )
+        manifest = verify_bundle(bundle)
+        if needs not in manifest["files"]:
+            continue
+        if manifest["files"].get("policy.pt") != hashlib.sha256(policy_bytes).hexdigest():
+            raise BundleError(
+                f"{bundle} was exported from another policy.pt than {run_dir / 'policy.pt'} "
+                "(trained further since?); remove it and export again"
+            )
+        return bundle
+    return None
 
 
 def fidelity_observations(actor, env_id: str, source: Path, n: int):
@@ -54,15 +142,14 @@ def fidelity_observations(actor, env_id: str, source: Path, n: int):
     A stateful actor gets n consecutive observations (a trajectory it runs through
     with its state carried); a per-action-reset actor gets n spread over the run.
     """
-    ckpt = (source if source.is_dir() else source.parent) / "checkpoint" / "state.pt"
-    if ckpt.exists():
-        buffer = safe_torch_load(ckpt, "checkpoint")["buffer"]["obs"]
+    buffer = replay_observations(source if source.is_dir() else source.parent)
+    if buffer is not None:
         if len(buffer) >= n:
             idx = np.linspace(0, len(buffer) - 1, n).astype(int)
             if _stateful(actor):
                 idx = np.arange(len(buffer) - n, len(buffer))
             return buffer[idx].float(), "replay buffer"
-    env = make_env(env_id)
+    env = make_env(check_env_id(env_id, "policy.pt"))
     obs, _ = env.reset(seed=0)
     actor.reset()
     rows, rng = [], np.random.default_rng(0)
@@ -135,7 +222,45 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export_bundle(
+MAX_OBSERVATIONS = 65_536
+_STAGING: list[Path] = []  # bundles being written by this process (removed on failure)
+
+
+def export_bundle(*args, **kwargs) -> Path:
+    """Write a deploy bundle (see :func:`_export_into`); atomically: the bundle is written
+    into a temporary folder next to ``out`` and renamed at the end, so a failed or killed
+    export leaves no partial bundle behind."""
+    try:
+        return _export_into(*args, **kwargs)
+    finally:
+        while _STAGING:
+            shutil.rmtree(_STAGING.pop(), ignore_errors=True)
+
+
+def _stage(out: Path) -> Path:
+    """An empty temporary folder beside ``out`` (stale ones of killed exports removed)."""
+    check_writable_dir(out, "--out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f".{out.name}.*.export.tmp"):
+        pid = old.name.split(".")[-3]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = out.parent / f".{out.name}.{os.getpid()}.export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    _STAGING.append(tmp)
+    return tmp
+
+
+def _publish(tmp: Path, out: Path) -> Path:
+    if out.exists():
+        out.rmdir()  # empty: checked before the export started
+    os.replace(tmp, out)
+    _STAGING.remove(tmp)
+    return out
+
+
+def _export_into(
     source: Path | None,
     target: str,
     out: Path | None = None,
@@ -150,9 +275,11 @@ def export_bundle(
     """
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if not 1 <= observations <= MAX_OBSERVATIONS:
+        raise ExportError(f"--observations must be 1 to {MAX_OBSERVATIONS}, not {observations}")
     if source is None and from_nir is None:
         raise ExportError("give a run directory or policy.pt, or --from-nir FILE")
-    actor, env_id = load_policy(Path(source)) if source is not None else (None, "")
+    actor, env_id, policy_bytes = read_policy(Path(source)) if source else (None, "", b"")
     if actor is not None and not isinstance(actor, SpikingActor) and target != "onnx":
         raise ExportError(f"{source} holds an ANN actor; only --target onnx applies to it")
     if _stateful(actor) and not actor.config.synaptic_delay:
@@ -171,7 +298,7 @@ def export_bundle(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    final, out = out, _stage(out)  # everything is written into a temporary folder first
     fidelity: dict = {}
     quant: list[dict] = []
     torch_actions = None
@@ -238,15 +365,14 @@ def export_bundle(
         fidelity["torch_vs_onnx"] = export_onnx(actor, obs, out / "policy.onnx")
 
     if source is not None:  # the host codec and torch reference travel with the bundle
-        policy_file = Path(source) / "policy.pt" if Path(source).is_dir() else Path(source)
-        atomic_write_bytes(out / "policy.pt", policy_file.read_bytes())
+        atomic_write_bytes(out / "policy.pt", policy_bytes)  # the bytes the actor came from
     atomic_write_bytes(out / "fidelity.json", json.dumps(fidelity, indent=2).encode())
     if quant:
         atomic_write_bytes(out / "quantization.json", json.dumps(quant, indent=2).encode())
     _write_manifest(
         out, target, actor, env_id, hub[0].weight.shape[1] if target != "onnx" else None
     )
-    return out
+    return _publish(out, final)
 
 
 def _norse_check(graph, enc: np.ndarray, want: np.ndarray) -> dict:
@@ -343,22 +469,68 @@ def _write_manifest(out: Path, target: str, actor, env_id: str, n_in: int | None
         manifest["codec"] = _codec(actor)
         steps = actor.config.timesteps + (0 if _stateful(actor) else len(actor.layers))
         manifest["lava_steps_per_action"] = steps
-    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
+    atomic_write_bytes(out / "manifest.json", json.dumps(seal(manifest), indent=2).encode())
+
+
+# the files a bundle of each target must list (a policy.pt too when it has an actor_config)
+REQUIRED_FILES = {
+    "nir": ("policy.nir", "fidelity.json"),
+    "lava": ("policy.nir", "fidelity.json"),
+    "loihi2": ("policy.nir", "policy.net", "fidelity.json"),
+    "onnx": ("policy.onnx", "fidelity.json"),
+}
+
+
+def seal(manifest: dict) -> dict:
+    """The manifest with ``integrity``: the SHA-256 of everything else in it (file list
+    included), so an edited, emptied or shortened file list is detected."""
+    body = {k: v for k, v in manifest.items() if k != "integrity"}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {**body, "integrity": digest}
 
 
 def verify_bundle(path: Path) -> dict:
-    """Read a bundle's manifest and check every file's hash; clear errors otherwise."""
+    """Check a bundle before use: the manifest's schema and integrity hash, the files its
+    target needs, every listed file's hash, and its env id. One-line errors otherwise."""
     path = Path(path)
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise BundleError(f"{path} is not a deploy bundle (no manifest.json)")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{manifest_path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path} is not a manifest (a JSON object is expected)")
     if manifest.get("schema") != SCHEMA:
         raise BundleError(f"{manifest_path}: unknown schema {manifest.get('schema')!r}")
-    for name, digest in manifest["files"].items():
+    if "integrity" not in manifest:
+        raise BundleError(
+            f"{manifest_path} has no integrity hash (exported by an older neurodeploy?); "
+            "export the bundle again"
+        )
+    if seal(manifest)["integrity"] != manifest["integrity"]:
+        raise BundleError(
+            f"{manifest_path} was modified (its integrity hash does not match); "
+            "export the bundle again"
+        )
+    files, target = manifest.get("files"), manifest.get("target")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and Path(k).name == k for k, v in files.items()
+    ):
+        raise BundleError(f"{manifest_path}: 'files' must map file names to SHA-256 hashes")
+    if target not in REQUIRED_FILES:
+        raise BundleError(f"{manifest_path}: unknown target {target!r}")
+    required = REQUIRED_FILES[target] + (("policy.pt",) if "actor_config" in manifest else ())
+    missing = [name for name in required if name not in files]
+    if missing:
+        raise BundleError(
+            f"{manifest_path} does not list {', '.join(missing)} (a {target} bundle needs it); "
+            "export the bundle again"
+        )
+    if manifest.get("env"):
+        check_env_id(manifest["env"], str(manifest_path))
+    for name, digest in files.items():
         file = path / name
         if not file.is_file():
             raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")

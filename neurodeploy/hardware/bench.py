@@ -24,7 +24,7 @@ def bench_energy(
     latency_episodes: int = 1,
 ) -> dict:
     profiles = E.profiles_used(list(hardware))  # an unknown profile fails before any run
-    actor, env_id, bundle = open_target(Path(path))
+    actor, env_id, bundle = open_target(Path(path), "policy.nir")
     if not isinstance(actor, SpikingActor):
         raise BundleError(f"{path}: bench-energy needs a spiking actor")
     if bundle is None or not (bundle / "policy.nir").exists():

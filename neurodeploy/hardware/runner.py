@@ -19,11 +19,12 @@ import torch
 from neurodeploy.envs import check_observation, make_env
 from neurodeploy.errors import BundleError
 from neurodeploy.export import emulator, loihi2
-from neurodeploy.export.bundle import load_policy, verify_bundle
+from neurodeploy.export.bundle import open_policy
 from neurodeploy.export.nir_graph import nir_to_layers, read_nir
 from neurodeploy.snn import SpikingActor
 
 BACKENDS = ("torch", "onnx", "emulator", "lava", "loihi2-sim")
+MAX_EPISODES = 100_000
 NEEDS = {
     "onnx": "policy.onnx",
     "emulator": "policy.nir",
@@ -58,31 +59,10 @@ class RunResult:
         }
 
 
-def open_target(path: Path):
+def open_target(path: Path, needs: str | None = None):
     """A run directory, a policy file (policy.pt, best.pt) or a deploy bundle -> (actor,
-    env id, bundle dir or None)."""
-    path = Path(path)
-    if path.is_file() and path.suffix == ".pt":
-        actor, env_id = load_policy(path)
-        return actor, env_id, None
-    if (path / "manifest.json").exists():
-        manifest = verify_bundle(path)
-        policy = path / "policy.pt"
-        if not policy.exists():
-            raise BundleError(
-                f"{path}: the bundle holds no policy.pt (exported from a foreign NIR graph?); "
-                "export it from a run directory or policy.pt to run it in closed loop"
-            )
-        actor, _ = load_policy(policy)
-        return actor, manifest["env"], path
-    if (path / "policy.pt").exists():
-        actor, env_id = load_policy(path)
-        bundles = [b for b in ("bundle-loihi2", "bundle-lava", "bundle-nir") if (path / b).exists()]
-        return actor, env_id, (path / bundles[0]) if bundles else None
-    raise BundleError(
-        f"{path} is neither a run directory (policy.pt), a policy file (.pt) nor a bundle "
-        "(manifest.json)"
-    )
+    env id, bundle dir or None), verified before use (``export.bundle.open_policy``)."""
+    return open_policy(path, needs)
 
 
 class _Policy:
@@ -104,7 +84,11 @@ class _Policy:
         if backend == "onnx":
             import onnxruntime as ort
 
-            self.session = ort.InferenceSession(str(bundle / "policy.onnx"))
+            try:
+                self.session = ort.InferenceSession(str(bundle / "policy.onnx"))
+            except Exception as exc:  # onnxruntime's own errors: one line, naming the file
+                reason = str(exc).splitlines()[0][:200]
+                raise BundleError(f"{bundle / 'policy.onnx'} cannot be loaded ({reason})") from None
         elif backend in ("emulator", "lava", "loihi2-sim"):
             hub = nir_to_layers(read_nir(bundle / "policy.nir"), str(bundle / "policy.nir"))
             T, stateful = actor.config.timesteps, actor.config.mode == "stateful"
@@ -187,7 +171,9 @@ def run_policy(
     """
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    actor, bundle_env, bundle = open_target(path)
+    if not 1 <= episodes <= MAX_EPISODES:
+        raise BundleError(f"--episodes must be 1 to {MAX_EPISODES}, not {episodes}")
+    actor, bundle_env, bundle = open_target(path, NEEDS.get(backend))
     env_id = env_id or bundle_env
     if env_id != bundle_env and bundle_env:
         raise BundleError(f"{path} was trained on {bundle_env}, not {env_id}")
