@@ -45,6 +45,7 @@ from neurodeploy.train.config import TrainConfig, differing_keys, read_config, s
 from neurodeploy.train.evaluate import evaluate
 from neurodeploy.train.guide import Guide, bc_weight, guide_config, guide_share
 from neurodeploy.train.metrics import Metrics
+from neurodeploy.train.progress import ProgressLines
 from neurodeploy.train.sequence_td3 import SequenceTD3
 from neurodeploy.train.td3 import TD3, Critic, TD3Settings, make_target
 
@@ -247,10 +248,13 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     losses: dict[str, list[float]] = {}
     tick, tick_step = time.perf_counter(), state["step"]
     bar = _progress(progress)
+    # no terminal (nohup, CI): a plain line every 30 s; the random-action phase has no guide
+    random_until = cfg.start_steps if guide is None else 0
+    lines = ProgressLines(cfg.steps, random_until, state["step"], enabled=not progress)
     task = bar.add_task(
         "train", total=cfg.steps, completed=state["step"], sps=0.0, last_eval=state["last_eval"]
     )
-    with bar:
+    with bar, lines:
         while state["step"] < cfg.steps:
             step = state["step"]
             snn_action = guide_action = None
@@ -337,6 +341,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 sps=(step - tick_step) / max(time.perf_counter() - tick, 1e-9),
                 last_eval=state["last_eval"],
             )
+            lines.update(step, state["last_eval"])
     if last_ckpt != state["step"]:
         # The budget ended mid-episode: cut the episode here and checkpoint, so the run can
         # be extended (--resume with more steps starts a new episode from this state).
