@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from neurodeploy.errors import BundleError, ExportError
-from neurodeploy.export.bundle import export_bundle, verify_bundle
+from neurodeploy.export.bundle import export_bundle, seal, verify_bundle
 from neurodeploy.export.nir_graph import from_norse, read_nir, write_nir
 from neurodeploy.snn import ActorConfig, NeuronConfig, build_actor, policy_payload
 
@@ -203,6 +203,9 @@ def test_manifest_hash_mismatch_and_missing_file(small_policy, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["files"]["policy.net"] = "0" * 64
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="manifest.json was modified"):
+        verify_bundle(bundle)  # the manifest's own integrity hash
+    (bundle / "manifest.json").write_text(json.dumps(seal(manifest)))  # re-sealed by hand
     with pytest.raises(BundleError, match="policy.net does not match"):
         verify_bundle(bundle)
     (bundle / "policy.net").unlink()
