@@ -42,6 +42,7 @@ def bench_energy(
     report = {
         "policy": str(path),
         "env": env_id,
+        "method": f"{actor.config.neuron.model} SNN, {actor.config.mode}, T={T}",
         "episodes": episodes,
         "counted_on": "emulator",
         "return_mean": counted.summary()["return_mean"],

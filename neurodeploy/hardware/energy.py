@@ -195,6 +195,8 @@ def write_report(out: Path, report: dict) -> None:
     atomic_write_bytes(out / "energy.json", json.dumps(report, indent=2).encode())
     atomic_write_bytes(out / "energy.md", markdown(report).encode())
 
+    source = "/".join(Path(report["policy"]).parts[-2:])
+    title = f"{report['env']} · {source} · {report.get('method', 'SNN')}"
     names = list(report["profiles"])
     snn = [report["profiles"][n]["snn_nj"] for n in names]
     ann = [report["profiles"][n]["ann_nj"] or 0.0 for n in names]
@@ -205,6 +207,7 @@ def write_report(out: Path, report: dict) -> None:
     ax.set_xticks(x, names)
     ax.set_yscale("log")
     ax.set_ylabel("nJ per inference")
+    ax.set_title(title, fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "energy.png", dpi=100)
@@ -213,6 +216,7 @@ def write_report(out: Path, report: dict) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(list(rates), list(rates.values()))
     ax.set_ylabel("spikes per neuron per timestep")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "rates.png", dpi=100)
     plt.close(fig)

@@ -382,16 +382,21 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
         env = str(row["point"].get("env", ""))
         ax = axes[panels.index(env) if env in panels else 0]
         label = point_label({k: v for k, v in row["point"].items() if k != "env"}) or "all"
-        (line,) = ax.plot(steps, mean, label=f"{label} (n={len(done)})")
+        # one evaluation is a point: a line through it would draw nothing
+        marker = "o" if len(steps) == 1 else None
+        (line,) = ax.plot(steps, mean, marker=marker, label=f"{label} (n={len(done)})")
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        if len(steps) == 1:
+            ax.errorbar(steps, mean, yerr=std, color=line.get_color(), capsize=4)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     for ax, title in zip(axes, panels, strict=False):
-        ax.set_title(title or str(report["recipe"]))
+        sweep = Path(str(report.get("sweep", ""))).name
+        ax.set_title(f"{title or report['recipe']} · sweep {sweep}", fontsize=10)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval return")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title="method", title_fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

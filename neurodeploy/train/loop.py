@@ -239,6 +239,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         run_dir,
         getattr(agent.actor, "layer_names", []),
         resume_step=state["step"] if ckpt_path else None,
+        title=f"{cfg.env} · run {run_dir.name} · {cfg.algo}, {cfg.neuron}, {cfg.mode}",
     )
 
     half_range = (agent.action_high - agent.action_low) / 2

@@ -26,8 +26,15 @@ BASE_COLUMNS = [
 class Metrics:
     """One CSV row per evaluation. On resume, rows after the checkpoint are dropped."""
 
-    def __init__(self, run_dir: Path, layer_names: list[str], resume_step: int | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        layer_names: list[str],
+        resume_step: int | None = None,
+        title: str = "",
+    ):
         self.csv_path = run_dir / "metrics.csv"
+        self.title = title  # curves.png: env, run and method
         self.png_path = run_dir / "curves.png"
         self.columns = BASE_COLUMNS + [f"rate_{n}" for n in layer_names]
         self.rows: list[dict] = []
@@ -75,6 +82,7 @@ class Metrics:
             ax.fill_between(steps, lower, upper, alpha=0.2)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval return")
+        ax.set_title(self.title, fontsize=10)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         tmp = self.png_path.with_suffix(".tmp.png")
