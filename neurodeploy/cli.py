@@ -66,13 +66,20 @@ def export(
     out: Annotated[Path | None, typer.Option(help="bundle directory")] = None,
     from_nir: Annotated[Path | None, typer.Option(help="compile this NIR graph instead")] = None,
     observations: Annotated[int, typer.Option(help="observations for the fidelity checks")] = 256,
+    nir_flavour: Annotated[
+        str, typer.Option(help="policy.nir's time unit: generic (dt 1) | snntorch | norse")
+    ] = "generic",
+    dt: Annotated[
+        float | None,
+        typer.Option(help="dt of a --from-nir graph that states none (snnTorch 1e-4, norse 1e-3)"),
+    ] = None,
 ) -> None:
     """Export a trained actor to nir, lava, loihi2 or onnx as a deploy bundle."""
     import json
 
     from neurodeploy.export.bundle import export_bundle
 
-    bundle = export_bundle(source, target, out, from_nir, observations)
+    bundle = export_bundle(source, target, out, from_nir, observations, nir_flavour, dt)
     fidelity = json.loads((bundle / "fidelity.json").read_text())
     console.print(f"bundle: {bundle}")
     console.print_json(json.dumps(fidelity))

@@ -47,7 +47,7 @@ def test_nir_target_writes_a_type_checked_graph(small_policy, tmp_path):
     assert fidelity(bundle)["norse_vs_torch"]["identical"]  # norse from_nir agrees spike for spike
     manifest = verify_bundle(bundle)
     assert manifest["target"] == "nir" and manifest["codec"]["timesteps"] == 5
-    assert set(manifest["files"]) == {"fidelity.json", "policy.nir", "policy.pt"}
+    assert set(manifest["files"]) == {"README.md", "fidelity.json", "policy.nir", "policy.pt"}
 
 
 def test_lava_target_gives_identical_spikes(small_policy, tmp_path):

@@ -23,14 +23,17 @@ import torch
 from neurodeploy.envs import check_env_id, make_env
 from neurodeploy.errors import BundleError, CheckpointError, ExportError, NeurodeployError
 from neurodeploy.export import emulator, loihi2
+from neurodeploy.export.readme import write_readme
 from neurodeploy.export.nir_graph import (
     DISCRETISATION,
     DT,
+    FLAVOURS,
     actor_layers,
-    float_reference,
+    graph_dt,
     layers_to_nir,
     nir_to_layers,
     read_nir,
+    simulate_nir,
     write_nir,
 )
 from neurodeploy.snn import SpikingActor, actor_from_payload
@@ -177,44 +180,20 @@ def _stateful(actor) -> bool:
 
 def decode(actor: SpikingActor, out_spikes: np.ndarray) -> torch.Tensor:
     """Output spike trains -> actions: [T, B, n] -> [B, act] (stateful: [N*T, 1, n] -> [N, act])."""
-    rate = torch.as_tensor(out_spikes, dtype=torch.float32)
-    if _stateful(actor):
-        rate = rate[:, 0]
-    rate = rate.unflatten(0, (-1, actor.config.timesteps)).mean(dim=1)
-    if not _stateful(actor):
-        rate = rate[0]
     with torch.no_grad():
-        return actor.scale(actor.decoder(rate))
+        if _stateful(actor):
+            return actor.decode(out_spikes)[:, 0]
+        return actor.decode(out_spikes)[0]
 
 
 def _codec(actor: SpikingActor) -> dict:
-    cfg = actor.config
-    codec = {
-        "timesteps": cfg.timesteps,
-        "reset": "every action" if cfg.mode == "reset" else "never",
-        "encoder": cfg.encoder,
-        "decoder": cfg.decoder,
-        "obs_scale": list(cfg.obs_scale) or None,  # x the observation first (None: none)
-    }
+    """The actor's host codec, plus how graded input travels to Loihi 2."""
+    codec = actor.codec_spec()
     if actor.graded_input:
-        codec["encoder_params"] = {
-            "graded_spikes": True,
-            "message_bits": loihi2.GRADED_BITS,
-            "payload": f"round(obs * 2**{loihi2.INPUT_FRACTION_BITS}), saturated",
-        }
-    else:
-        codec["encoder_params"] = {
-            "squash": "tanh",
-            "threshold": 0.5 if actor.encoder.place else 0.999,
-            "neuron": "threshold (place code)"
-            if actor.encoder.place
-            else "deterministic integrate-and-fire",
-            "mean": actor.encoder.mean.detach().tolist(),
-            "std": actor.encoder.std.detach().tolist(),
-        }
-    codec["decoder_params"] = {
-        k: v.detach().tolist() for k, v in actor.decoder.state_dict().items()
-    }
+        codec["encoder_params"].update(
+            message_bits=loihi2.GRADED_BITS,
+            payload=f"round(obs * 2**{loihi2.INPUT_FRACTION_BITS}), saturated",
+        )
     return codec
 
 
@@ -266,12 +245,16 @@ def _export_into(
     out: Path | None = None,
     from_nir: Path | None = None,
     observations: int = FIDELITY_OBSERVATIONS,
+    nir_flavour: str = "generic",
+    dt: float | None = None,
 ) -> Path:
     """Write a deploy bundle for ``target``; returns its directory.
 
     ``source`` is a run directory or policy.pt (the host codec and the torch reference).
     With ``from_nir`` the spiking core comes from that NIR file instead; without a
     ``source`` the fidelity checks then drive it with random input spike trains.
+    ``nir_flavour`` picks the time unit of the written policy.nir (``nir_graph.FLAVOURS``);
+    ``dt`` is the time step of a ``from_nir`` graph whose metadata states none.
     """
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -292,6 +275,24 @@ def _export_into(
         raise ExportError(
             "--target onnx exports a trained actor: give its run directory or policy.pt"
         )
+    if nir_flavour not in FLAVOURS:
+        raise ExportError(
+            f"unknown --nir-flavour {nir_flavour!r}; choose one of {', '.join(FLAVOURS)}"
+        )
+    if target == "onnx" and _stateful(actor):
+        raise ExportError(
+            "--target onnx exports per-action-reset actors; this stateful actor carries its "
+            "state across actions, which the ONNX graph has no inputs for: use --target loihi2 "
+            "or lava"
+        )
+    foreign = None
+    if from_nir is not None:  # check the graph (and its dt) before anything is written
+        read_bytes(Path(from_nir))  # a missing file: the one-line error
+        foreign = read_nir(Path(from_nir))
+        foreign.metadata = {**(foreign.metadata or {}), "dt": graph_dt(foreign, str(from_nir), dt)}
+        hub = nir_to_layers(foreign, str(from_nir))
+        if target == "loihi2":
+            loihi2.quantize(hub, foreign.metadata.get("input") == "graded")
     if out is None:
         base = Path(source) if source is not None else Path(from_nir).parent
         out = (base if base.is_dir() else base.parent) / f"bundle-{target}"
@@ -317,9 +318,9 @@ def _export_into(
                 meta["synaptic_delay_steps"] = 1  # per layer, as Lava's Dense
             if actor.graded_input:
                 meta["input"] = "graded"  # real values into the first Affine, not spikes
-            write_nir(layers_to_nir(actor_layers(actor), meta), out / "policy.nir")
-        else:
-            (out / "policy.nir").write_bytes(read_bytes(Path(from_nir)))
+            write_nir(layers_to_nir(actor_layers(actor), meta, nir_flavour), out / "policy.nir")
+        else:  # the foreign graph, with the dt it was compiled at stated in its metadata
+            write_nir(foreign, out / "policy.nir")
         graph = read_nir(out / "policy.nir")
         hub = nir_to_layers(graph, "policy.nir")  # the compiler's only input
         stateful = graph.metadata.get("state_reset") == "never"
@@ -327,7 +328,9 @@ def _export_into(
         fidelity["nir"] = {
             "layers": len(hub),
             "type_checked": True,
-            "dt": graph.metadata.get("dt", DT),
+            "dt": graph.metadata["dt"],
+            "dt_from": "--dt" if from_nir is not None and dt is not None else "metadata",
+            "flavour": graph.metadata.get("flavour", "foreign" if from_nir else "generic"),
             "state_reset": "never" if stateful else "every action",
             "input": "graded" if graded else "spikes",
         }
@@ -348,8 +351,11 @@ def _export_into(
             rng = np.random.default_rng(0)
             size = (*shape, hub[0].weight.shape[1])
             enc = rng.normal(size=size) if graded else (rng.random(size) < 0.3).astype(np.int8)
-            reference = float_reference(hub, enc, stateful, graded)
-            fidelity["reference"] = "float64 simulation of policy.nir on random input"
+            reference = simulate_nir(graph, enc, stateful=stateful)
+            fidelity["reference"] = (
+                f"float64 forward-Euler simulation of policy.nir's own equations at "
+                f"dt = {graph.metadata['dt']:g}, on random input"
+            )
         if target == "lava":
             from neurodeploy.export.lava_graph import LavaNetwork
 
@@ -369,9 +375,11 @@ def _export_into(
     atomic_write_bytes(out / "fidelity.json", json.dumps(fidelity, indent=2).encode())
     if quant:
         atomic_write_bytes(out / "quantization.json", json.dumps(quant, indent=2).encode())
-    _write_manifest(
-        out, target, actor, env_id, hub[0].weight.shape[1] if target != "onnx" else None
-    )
+    spiking = target != "onnx"
+    core = (graph.metadata, len(hub), hub[0].weight.shape[1]) if spiking else None
+    if spiking:
+        write_readme(out, target, actor is not None)
+    _write_manifest(out, target, actor, env_id, core)
     return _publish(out, final)
 
 
@@ -435,19 +443,67 @@ def _loihi2(
     }
 
 
-def _write_manifest(out: Path, target: str, actor, env_id: str, n_in: int | None) -> None:
-    files = {p.name: sha256(p) for p in sorted(out.iterdir()) if p.name != "manifest.json"}
+# written into a bundle later (bench-energy): results about the bundle, not part of it
+NOT_HASHED = ("energy.json", "energy.md", "energy.png", "rates.png")
+
+
+def schedule(meta: dict, n_layers: int, timesteps: int | None = None) -> dict:
+    """How a Lava or netx user clocks the core, from policy.nir's metadata (docs/export.md,
+    "Lava graph and timing"); the keys name lava-dl netx ``Network`` arguments."""
+    T = int(timesteps or meta.get("timesteps_per_action", 5))
+    graded = meta.get("input") == "graded"
+    bits = loihi2.GRADED_BITS if graded else 0
+    if meta.get("state_reset") == "never":
+        return {
+            "timesteps_per_action": T,
+            "empty_steps_after_input": 0,
+            "lava_steps_per_action": T,
+            "reset_interval": None,
+            "reset_offset": None,
+            "output_delay_steps": 0,
+            "input_message_bits": bits,
+            "how": "one continuous run, T steps per action, nothing reset; every layer adds "
+            "one step of delay, which the trained network already contains (synaptic_delay), "
+            "so output step t belongs to input step t",
+        }
+    return {
+        "timesteps_per_action": T,
+        "empty_steps_after_input": n_layers,
+        "lava_steps_per_action": T + n_layers,
+        "reset_interval": T + n_layers,
+        "reset_offset": 1,
+        "output_delay_steps": n_layers,
+        "input_message_bits": bits,
+        "how": f"per action: T = {T} steps of input, then {n_layers} steps of none (every "
+        "Dense adds one step); load policy.net with Network(net_config='policy.net', "
+        f"reset_interval={T + n_layers}, reset_offset=1, input_message_bits={bits}); the "
+        f"output spike of input step j arrives {n_layers} steps later",
+    }
+
+
+def _write_manifest(out: Path, target: str, actor, env_id: str, core) -> None:
+    """``core``: (policy.nir metadata, number of layers, input size); None for onnx."""
+    files = {
+        p.name: sha256(p)
+        for p in sorted(out.iterdir())
+        if p.name != "manifest.json" and p.name not in NOT_HASHED
+    }
+    meta = core[0] if core else {}
     manifest = {
         "schema": SCHEMA,
         "target": target,
         "env": env_id,
-        "dt": DT,
+        "dt": float(meta.get("dt", DT)),
+        "nir_flavour": meta.get("flavour", "foreign") if core else None,
         "discretisation": DISCRETISATION,
         "files": files,
+        "not_hashed": {"files": list(NOT_HASHED), "why": "bench-energy writes them later"},
     }
+    if core:
+        manifest["schedule"] = schedule(meta, core[1], actor.config.timesteps if actor else None)
     if actor is None:
         manifest["codec"] = None  # a foreign NIR core: the host sends spike trains of size n_in
-        manifest["input_size"] = n_in
+        manifest["input_size"] = core[2]
     else:
         cfg = actor.config
         manifest.update(

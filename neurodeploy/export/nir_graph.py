@@ -2,19 +2,24 @@
 
 Convention (stated in the graph's metadata, see docs/export.md):
 
-- ``dt = 1``: one NIR time unit is one SNN timestep; forward Euler.
+- ``metadata.dt``: how long one SNN timestep is in the graph's time unit; forward Euler.
+  NIR itself has no dt, and each reader assumes its own: snnTorch's ``import_from_nir``
+  assumes dt = 1e-4 s and cannot be told otherwise, norse's ``from_nir`` takes
+  ``dt`` (default 1e-3 s). The exporter writes one of three *flavours*
+  (``FLAVOURS``), which differ only in that time unit (and, for norse, in where the
+  LIF input gain sits); all three mean the same network and compile identically.
 - Per step: the synaptic current (CubaLIF) is updated first, then the membrane
   with the new current, then the neuron spikes when ``v > v_threshold`` and is set
   to ``v_reset``.
-- With forward Euler and ``dt = 1``, NIR's ``tau dv/dt = (v_leak - v) + r I`` is
-  ``v <- (1 - 1/tau) v + v_leak/tau + (r/tau) I``. The exporter writes ``r = tau``
-  (and ``w_in = tau_syn``) so inputs add one to one:
+- With forward Euler, NIR's ``tau dv/dt = (v_leak - v) + r I`` is
+  ``v <- (1 - dt/tau) v + (dt/tau) v_leak + (r dt/tau) I``. With ``tau = k dt`` the
+  exporter writes ``r = k`` (and ``w_in = k_syn``) so inputs add one to one:
 
-  * paper LIF  ``v = decay v + W x + b``   -> Affine(W, b), LIF(tau = 1/(1 - decay))
-  * CLIF       ``c = cd c + W x + b``      -> Affine(W, b), CubaLIF(tau_syn = 1/(1 - cd))
+  * paper LIF  ``v = decay v + W x + b``   -> Affine(W, b), LIF(tau = dt/(1 - decay))
+  * CLIF       ``c = cd c + W x + b``      -> Affine(W, b), CubaLIF(tau_syn = dt/(1 - cd))
   * loihi      ``u = (1-(du+1)/4096) u + W x ; v = (1-dv/4096) v + u + bias``
-               -> Affine(W_eff, 0), CubaLIF(tau_syn = 4096/(du+1), tau_mem = 4096/dv,
-               v_leak = bias * tau_mem); W_eff is the quantised weight in float units.
+               -> Affine(W_eff, 0), CubaLIF(tau_syn = 4096 dt/(du+1), tau_mem = 4096 dt/dv,
+               v_leak = bias * tau_mem/dt); W_eff is the quantised weight in float units.
 
 Parameters are per-neuron arrays (NIR requires shape (N,), never scalars).
 """
@@ -33,7 +38,14 @@ from neurodeploy.errors import BundleError, ExportError
 from neurodeploy.export.timing import delayed
 from neurodeploy.snn.actor import SpikingActor
 
-DT = 1.0
+DT = 1.0  # the generic flavour: one time unit per SNN step
+# flavour -> the dt it states (the time one SNN step lasts, in the graph's time unit)
+FLAVOURS = {
+    "generic": DT,
+    "snntorch": 1e-4,  # snnTorch's import_from_nir assumes dt = 1e-4 s
+    "norse": 1e-3,  # norse's from_nir defaults to dt = 1e-3 s and ignores a LIF node's r
+}
+DT_CONVENTIONS = "snnTorch's export_to_nir writes seconds at dt = 1e-4 s, norse's to_nir at 1e-3 s"
 DISCRETISATION = (
     "forward-euler; synaptic current, then membrane with the new current, "
     "then spike (v > v_threshold) and v = v_reset"
@@ -64,12 +76,9 @@ class Layer:
 
 
 def _tau(decay: np.ndarray) -> np.ndarray:
+    """Time constant in SNN steps of a per-step decay (inf: never decays)."""
     with np.errstate(divide="ignore"):
-        return np.where(decay >= 1.0, NO_DECAY, DT / (1.0 - decay))
-
-
-def _decay(tau: np.ndarray) -> np.ndarray:
-    return np.where(np.isinf(tau), 1.0, 1.0 - DT / tau)
+        return np.where(decay >= 1.0, NO_DECAY, 1.0 / (1.0 - decay))
 
 
 def _per_neuron(value: torch.Tensor, n: int) -> np.ndarray:
@@ -140,23 +149,36 @@ def actor_layers(actor: SpikingActor) -> list[Layer]:
     return layers
 
 
-def layers_to_nir(layers: list[Layer], metadata: dict) -> nir.NIRGraph:
+def layers_to_nir(layers: list[Layer], metadata: dict, flavour: str = "generic") -> nir.NIRGraph:
+    """The layers as a NIR chain in ``flavour``'s time unit (``FLAVOURS``).
+
+    A time constant of k steps is written as ``tau = k dt`` with ``r = k`` (``w_in = k``
+    for the synaptic current), so each Affine output adds one to one. The norse flavour
+    moves a LIF node's ``r`` into the Affine before it (weights and bias times ``r``,
+    then ``r = 1``), because norse's ``from_nir`` ignores ``r`` on LIF nodes.
+    """
+    if flavour not in FLAVOURS:
+        raise ExportError(f"unknown NIR flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
+    dt = FLAVOURS[flavour]
     n_in = layers[0].weight.shape[1]
     nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
     edges, prev = [], "input"
     for i, layer in enumerate(layers):
         n = layer.size
-        nodes[f"affine{i}"] = nir.Affine(
-            weight=layer.weight.astype(np.float32), bias=layer.bias.astype(np.float32)
-        )
-        tau = _tau(layer.decay)
-        v_leak = np.where(np.isinf(tau), 0.0, layer.v_bias * tau)
-        if np.any(np.isinf(tau) & (layer.v_bias != 0)):
+        steps = _tau(layer.decay)  # membrane time constant in SNN steps
+        if np.any(np.isinf(steps) & (layer.v_bias != 0)):
             raise ExportError(f"layer {i}: a membrane bias needs a decaying membrane in NIR")
+        r = np.where(np.isinf(steps), 1.0, steps)
+        weight, bias = layer.weight, layer.bias
+        if flavour == "norse" and layer.neuron == "lif":
+            weight, bias, r = weight * r[:, None], bias * r, np.ones(n)
+        nodes[f"affine{i}"] = nir.Affine(
+            weight=weight.astype(np.float32), bias=bias.astype(np.float32)
+        )
         common = dict(
-            tau_mem=tau,
-            r=np.where(np.isinf(tau), 1.0, tau),
-            v_leak=v_leak,
+            tau_mem=steps * dt,
+            r=r,
+            v_leak=np.where(np.isinf(steps), 0.0, layer.v_bias * steps),
             v_threshold=layer.threshold,
             v_reset=np.zeros(n),
         )
@@ -165,24 +187,41 @@ def layers_to_nir(layers: list[Layer], metadata: dict) -> nir.NIRGraph:
             common["tau"] = common.pop("tau_mem")
             nodes[f"neuron{i}"] = nir.LIF(**common, metadata=meta)
         else:
-            tau_syn = _tau(layer.current_decay)
-            w_in = np.where(np.isinf(tau_syn), 1.0, tau_syn)
-            nodes[f"neuron{i}"] = nir.CubaLIF(tau_syn=tau_syn, w_in=w_in, **common, metadata=meta)
+            syn_steps = _tau(layer.current_decay)
+            w_in = np.where(np.isinf(syn_steps), 1.0, syn_steps)
+            nodes[f"neuron{i}"] = nir.CubaLIF(
+                tau_syn=syn_steps * dt, w_in=w_in, **common, metadata=meta
+            )
         edges += [(prev, f"affine{i}"), (f"affine{i}", f"neuron{i}")]
         prev = f"neuron{i}"
     nodes["output"] = nir.Output(output_type={"output": np.array([layers[-1].size])})
     edges.append((prev, "output"))
-    meta = {"dt": DT, "discretisation": DISCRETISATION, **metadata}
+    meta = {"dt": dt, "flavour": flavour, "discretisation": DISCRETISATION, **metadata}
+    if flavour != "generic":
+        meta["time_unit"] = "s"
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]:
-    """Read a chain Input -> (Affine|Linear -> LIF|CubaLIF)* -> Output back into layers.
+def graph_dt(graph: nir.NIRGraph, source: str = "NIR graph", dt: float | None = None) -> float:
+    """The dt the graph's time constants are written for: ``metadata.dt``, or ``dt`` (the
+    ``--dt`` option) when the graph states none. Refuses a graph without either."""
+    stated = (graph.metadata or {}).get("dt")
+    if stated is None and dt is None:
+        raise ExportError(
+            f"{source} states no dt in its metadata; pass --dt with the time step its time "
+            f"constants were written for ({DT_CONVENTIONS})"
+        )
+    if stated is not None and dt is not None and not np.isclose(float(stated), dt, rtol=1e-9):
+        raise ExportError(f"{source} states dt = {stated} in its metadata; --dt {dt} disagrees")
+    value = float(stated if stated is not None else dt)
+    if not value > 0:
+        raise ExportError(f"{source}: dt must be positive, not {value}")
+    return value
 
-    ``dt`` comes from the graph metadata (default 1 with a note in the manifest) and
-    the neuron parameters are discretised with forward Euler at that dt.
-    """
-    dt = float(graph.metadata.get("dt", DT)) if graph.metadata else DT
+
+def _chain(graph: nir.NIRGraph, source: str) -> list[tuple[str, nir.NIRNode, str, nir.NIRNode]]:
+    """(synapse name, synapse, neuron name, neuron) per layer of a chain
+    Input -> (Affine|Linear -> LIF|CubaLIF)* -> Output."""
     nxt = {}
     for a, b in graph.edges:
         if a in nxt:
@@ -191,7 +230,7 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
         raise ExportError(f"{source}: expected one Input node, found {len(inputs)}")
-    layers, name = [], nxt.get(inputs[0])
+    chain, name = [], nxt.get(inputs[0])
     while name is not None and not isinstance(graph.nodes[name], nir.Output):
         syn = graph.nodes[name]
         if not isinstance(syn, (nir.Affine, nir.Linear)):
@@ -200,6 +239,46 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
             )
         neuron_name = nxt.get(name)
         neuron = graph.nodes.get(neuron_name)
+        if not isinstance(neuron, (nir.LIF, nir.CubaLIF)):
+            got = type(neuron).__name__ if neuron is not None else "nothing"
+            raise ExportError(f"{source}: {name!r} is followed by {got}; expected LIF or CubaLIF")
+        if np.any(np.asarray(neuron.v_reset if neuron.v_reset is not None else 0.0) != 0):
+            raise ExportError(
+                f"{source}: {neuron_name!r} resets to a non-zero v_reset; Lava resets to 0"
+            )
+        chain.append((name, syn, neuron_name, neuron))
+        name = nxt.get(neuron_name)
+    if not chain:
+        raise ExportError(f"{source}: no Affine -> neuron layer found")
+    return chain
+
+
+def _step_fraction(tau, n: int, dt: float, what: str) -> np.ndarray:
+    """dt / tau per neuron (0 where tau is infinite); refuses tau < dt, which would make
+    forward Euler overshoot (a decay per step below zero)."""
+    tau = np.broadcast_to(np.asarray(tau, np.float64), (n,))
+    with np.errstate(divide="ignore"):
+        frac = np.where(np.isinf(tau), 0.0, dt / tau)
+    if np.any(frac > 1.0):
+        raise ExportError(
+            f"{what} = {float(np.min(tau)):g} is shorter than dt = {dt:g}: its decay per step "
+            f"would be {1 - float(np.max(frac)):g}. The time constants are probably in another "
+            f"unit: pass --dt with the step they were written for ({DT_CONVENTIONS})"
+        )
+    return frac
+
+
+def nir_to_layers(
+    graph: nir.NIRGraph, source: str = "NIR graph", dt: float | None = None
+) -> list[Layer]:
+    """Read a chain Input -> (Affine|Linear -> LIF|CubaLIF)* -> Output back into layers.
+
+    ``dt`` comes from the graph metadata (or ``dt`` when the graph states none; see
+    :func:`graph_dt`), and the neuron parameters are discretised with forward Euler at it.
+    """
+    dt = graph_dt(graph, source, dt)
+    layers = []
+    for _, syn, neuron_name, neuron in _chain(graph, source):
         w = np.asarray(syn.weight, np.float64)
         b = np.asarray(getattr(syn, "bias", np.zeros(w.shape[0])), np.float64)
         n = w.shape[0]
@@ -207,25 +286,18 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
         def arr(x, n=n):
             return np.broadcast_to(np.asarray(x, np.float64), (n,)).copy()
 
+        where = f"{source}: {neuron_name!r}"
         if isinstance(neuron, nir.CubaLIF):
-            tau_syn, tau_mem = arr(neuron.tau_syn) / dt, arr(neuron.tau_mem) / dt
-            gain = arr(neuron.w_in) / np.where(np.isinf(tau_syn), 1.0, tau_syn)
-            gain *= arr(neuron.r) / np.where(np.isinf(tau_mem), 1.0, tau_mem)
-            kind, cur = "cuba", _decay(tau_syn)
-        elif isinstance(neuron, nir.LIF):
-            tau_mem = arr(neuron.tau) / dt
-            gain = arr(neuron.r) / np.where(np.isinf(tau_mem), 1.0, tau_mem)
-            kind, cur = "lif", np.zeros(n)
+            mem = _step_fraction(neuron.tau_mem, n, dt, f"{where} tau_mem")
+            syn_frac = _step_fraction(neuron.tau_syn, n, dt, f"{where} tau_syn")
+            gain = arr(neuron.w_in) * np.where(syn_frac == 0, 1.0, syn_frac)
+            gain *= arr(neuron.r) * np.where(mem == 0, 1.0, mem)
+            kind, cur = "cuba", 1.0 - syn_frac
         else:
-            got = type(neuron).__name__ if neuron is not None else "nothing"
-            raise ExportError(f"{source}: {name!r} is followed by {got}; expected LIF or CubaLIF")
-        if np.any(np.asarray(neuron.v_reset if neuron.v_reset is not None else 0.0) != 0):
-            raise ExportError(
-                f"{source}: {neuron_name!r} resets to a non-zero v_reset; Lava resets to 0"
-            )
-        v_bias = np.where(
-            np.isinf(tau_mem), 0.0, arr(neuron.v_leak) / np.where(np.isinf(tau_mem), 1, tau_mem)
-        )
+            mem = _step_fraction(neuron.tau, n, dt, f"{where} tau")
+            gain = arr(neuron.r) * np.where(mem == 0, 1.0, mem)
+            kind, cur = "lif", np.zeros(n)
+        v_bias = arr(neuron.v_leak) * mem
         # fold the input gain into the weights: the compiled layer adds inputs one to one
         vth = (neuron.metadata or {}).get("loihi_vth")
         layers.append(
@@ -233,17 +305,61 @@ def nir_to_layers(graph: nir.NIRGraph, source: str = "NIR graph") -> list[Layer]
                 w * gain[:, None],
                 b * gain,
                 kind,
-                _decay(tau_mem),
+                1.0 - mem,
                 cur,
                 arr(neuron.v_threshold),
                 v_bias,
                 None if vth is None else int(vth),
             )
         )
-        name = nxt.get(neuron_name)
-    if not layers:
-        raise ExportError(f"{source}: no Affine -> neuron layer found")
     return layers
+
+
+def simulate_nir(
+    graph: nir.NIRGraph,
+    spikes_in: np.ndarray,
+    dt: float | None = None,
+    stateful: bool = False,
+) -> list[np.ndarray]:
+    """The graph's own equations, forward Euler at its dt, from zero state, in float64.
+
+    The reference for a foreign graph (``--from-nir``): it reads the NIR parameters as
+    written (tau, r, w_in, v_leak at dt), not the compiled layers, so the compiler's
+    reading of the time unit is checked too. ``stateful``: each layer one step late, as
+    on Lava. Returns each layer's spike trains [T, B, n].
+    """
+    dt = graph_dt(graph, "NIR graph", dt)
+    trains, x = [], spikes_in.astype(np.float64)
+    for _, syn, _, neuron in _chain(graph, "NIR graph"):
+        if stateful:
+            x = delayed(x)
+        w = np.asarray(syn.weight, np.float64)
+        b = np.asarray(getattr(syn, "bias", np.zeros(w.shape[0])), np.float64)
+        n = w.shape[0]
+
+        def arr(value, n=n):
+            return np.broadcast_to(np.asarray(value, np.float64), (n,))
+
+        cuba = isinstance(neuron, nir.CubaLIF)
+        mem = _step_fraction(neuron.tau_mem if cuba else neuron.tau, n, dt, "tau")
+        syn_frac = _step_fraction(neuron.tau_syn, n, dt, "tau_syn") if cuba else None
+        i = np.zeros((x.shape[1], n))
+        v = np.zeros_like(i)
+        out = np.zeros((x.shape[0], *v.shape), np.int8)
+        for t in range(x.shape[0]):
+            current = x[t] @ w.T + b
+            if cuba:  # tau_syn di/dt = -i + w_in I, then the membrane sees the new i
+                jump = arr(neuron.w_in) * current  # tau = inf: i integrates w_in I
+                i = i + np.where(syn_frac == 0, jump, syn_frac * (jump - i))
+                current = i
+            drive = arr(neuron.r) * current
+            v = v + np.where(mem == 0, drive, mem * (arr(neuron.v_leak) - v + drive))
+            s = v > arr(neuron.v_threshold)
+            v = np.where(s, 0.0, v)
+            out[t] = s
+        trains.append(out)
+        x = out.astype(np.float64)
+    return trains
 
 
 def normalize_graph(graph: nir.NIRGraph) -> nir.NIRGraph:

@@ -137,8 +137,7 @@ class _Policy:
             trains = self.core.step(enc[:, 0])
         self.counts += [float(np.count_nonzero(enc))] + [float(t.sum()) for t in trains]
         self.trains = [frames.numpy()[:, 0], *(np.asarray(t) for t in trains)]
-        rate = torch.as_tensor(trains[-1], dtype=torch.float32).mean(dim=0, keepdim=True)
-        return self.actor.scale(self.actor.decoder(rate))[0].numpy()
+        return self.actor.decode(torch.as_tensor(trains[-1])[:, None])[0, 0].numpy()
 
     def reset(self) -> None:
         """A new episode: the actor's, the host encoder's and the core's state start at zero."""

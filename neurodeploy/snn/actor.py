@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from neurodeploy.errors import CheckpointError, ConfigError
-from neurodeploy.snn.codec import LinearDecoder, PopulationDecoder, PopulationEncoder
+from neurodeploy.snn.codec import (
+    ENCODER_THRESHOLD,
+    PLACE_THRESHOLD,
+    LinearDecoder,
+    PopulationDecoder,
+    PopulationEncoder,
+)
 from neurodeploy.snn.layers import SpikingLayer
 from neurodeploy.snn.neurons import NeuronConfig
 
@@ -226,7 +232,6 @@ class SpikingActor(nn.Module):
         input frame.
         """
         L, B = obs_seq.shape[:2]
-        T = self.config.timesteps
         if self.config.mode == "reset":
             obs_seq, state = obs_seq.reshape(1, L * B, -1), None
         n = len(self.layers)
@@ -245,11 +250,85 @@ class SpikingActor(nn.Module):
             new_states.append(st)
             spikes[name] = x.detach()
         self.spike_trains = spikes
-        rate = x.unflatten(0, (-1, T)).mean(dim=1)  # [L', B', n] firing rate per action
-        actions = self.scale(self.decoder(rate))
+        actions = self.decode(x)
         if self.config.mode == "reset":
             actions = actions.reshape(L, B, -1)
         return actions, (enc_state, new_states, new_frames or None)
+
+
+    def decode(self, out_spikes: torch.Tensor) -> torch.Tensor:
+        """Output spike trains [L*T, B, n] -> actions [L, B, act_dim]: the firing rate over
+        each action's T steps, the decoder, the action scale (the formula is in
+        :meth:`codec_spec`)."""
+        rate = torch.as_tensor(out_spikes).float().unflatten(0, (-1, self.config.timesteps))
+        return self.scale(self.decoder(rate.mean(dim=1)))
+
+    def codec_spec(self) -> dict:
+        """The host codec as plain data, with its formulas: what a program that never
+        imports neurodeploy needs to turn observations into the core's input and its output
+        spikes into actions (written to a bundle's manifest.json)."""
+        cfg = self.config
+        carried = "carried across actions" if cfg.mode == "stateful" else "zero at every action"
+        spec = {
+            "timesteps": cfg.timesteps,
+            "reset": "every action" if cfg.mode == "reset" else "never",
+            "encoder": cfg.encoder,
+            "decoder": cfg.decoder,
+            "obs_scale": list(cfg.obs_scale) or None,  # x the observation first (None: none)
+        }
+        if self.encoder is None:
+            spec["encoder_params"] = {
+                "formula": "x = obs * obs_scale, fed to the first layer at each of the T steps",
+                "graded_spikes": True,
+            }
+        else:
+            act = (
+                "A[d*pop + p] = exp(-(tanh(obs[d] * obs_scale[d]) - mean[d][p])**2 "
+                "/ (2 * std[d][p]**2))"
+            )
+            common = {
+                "squash": "tanh",
+                "pop": self.encoder.pop,
+                "mean": self.encoder.mean.detach().tolist(),
+                "std": self.encoder.std.detach().tolist(),
+            }
+            if self.encoder.place:
+                spec["encoder_params"] = {
+                    **common,
+                    "formula": f"{act}; at each of the T steps, spike = A > threshold",
+                    "threshold": PLACE_THRESHOLD,
+                    "neuron": "threshold (place code)",
+                    "state": "none",
+                }
+            else:
+                spec["encoder_params"] = {
+                    **common,
+                    "formula": f"{act}; each of the T steps: v += A; spike = v > threshold; "
+                    "v -= threshold where spiked",
+                    "threshold": ENCODER_THRESHOLD,
+                    "neuron": "deterministic integrate-and-fire",
+                    "reset": "subtract the threshold (not to zero)",
+                    "state": f"v is {carried}",
+                }
+        rate = "rate[i] = output spikes of neuron i over the action's T steps / T"
+        if cfg.decoder == "population":
+            formula = (
+                f"{rate}; action[a] = center[a] + half_range[a] * tanh(sum_p weight[a][p] * "
+                "rate[a*pop + p] + bias[a])"
+            )
+        else:
+            formula = (
+                f"{rate}; action = center + half_range * tanh(weight @ rate + bias) "
+                "(weight [act, n])"
+            )
+        params = {k.split(".")[-1]: v.detach().tolist() for k, v in self.decoder.state_dict().items()}
+        spec["decoder_params"] = {
+            **params,
+            "formula": formula,
+            "center": self.scale.center.tolist(),
+            "half_range": self.scale.half_range.tolist(),
+        }
+        return spec
 
 
 def _detach(state):
