@@ -236,6 +236,10 @@ def info() -> None:
 
 def app() -> None:
     """Console-script entry point: user errors print one line, no traceback, and exit 1."""
+    import warnings
+
+    # norse decorates its functions with torch.jit.script, which torch 2.14 deprecates
+    warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
     try:
         cli()
     except NeurodeployError as exc:

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import importlib.machinery
 import io
+import logging
 import re
 import sys
 from types import ModuleType
@@ -69,9 +70,17 @@ def import_lava(name: str) -> ModuleType:
     install_fix()
     try:
         if name.startswith("lava.lib.dl") and name not in sys.modules:
-            # lava-dl prints a note about an optional dataset toolbox on import; keep stdout clean
-            with contextlib.redirect_stdout(io.StringIO()):
-                return importlib.import_module(name)
+            # lava-dl prints a note about an optional dataset toolbox on import; keep stdout
+            # clean. Its CUDA kernels import torch.utils.cpp_extension, which logs a guessed
+            # CUDA_HOME on a machine without CUDA; netx loads no kernel, so that line is noise.
+            cpp_extension = logging.getLogger("torch.utils.cpp_extension")
+            level = cpp_extension.level
+            cpp_extension.setLevel(logging.ERROR)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    return importlib.import_module(name)
+            finally:
+                cpp_extension.setLevel(level)
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         missing = exc.name or name
