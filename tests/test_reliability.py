@@ -224,3 +224,165 @@ def test_start_steps_not_below_steps_is_refused(tmp_path):
     spec = SweepSpec("pendulum", [0], {}, {"steps": 600})
     with pytest.raises(ConfigError, match=r"sweep trial seed0: .*start_steps \(1000\) >= steps"):
         spec.resolve()
+
+
+# --- items 1, 8, 9, 10 and the CLI fuzz table: verified bundles, one-line errors -------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny trained run with a loihi2 bundle, and damaged copies of both."""
+    import shutil
+
+    from neurodeploy.export.bundle import export_bundle, seal
+
+    root = tmp_path_factory.mktemp("world")
+    run = train(tiny(), root / "run", progress=False)
+    export_bundle(run, "loihi2", observations=8)
+    bundle = run / "bundle-loihi2"
+
+    def bundle_copy(name, edit_manifest=None, reseal=True):
+        copy = root / name
+        shutil.copytree(bundle, copy)
+        if edit_manifest is not None:
+            manifest = json.loads((copy / "manifest.json").read_text())
+            manifest = edit_manifest(manifest)
+            if reseal and isinstance(manifest, dict):
+                manifest = seal(manifest)
+            (copy / "manifest.json").write_text(json.dumps(manifest))
+        return copy
+
+    tampered = bundle_copy("tampered")  # policy.nir changed, manifest untouched
+    data = bytearray((tampered / "policy.nir").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tampered / "policy.nir").write_bytes(bytes(data))
+    bundle_copy("files-list", lambda m: {**m, "files": list(m["files"])})
+    bundle_copy("files-missing", lambda m: {k: v for k, v in m.items() if k != "files"})
+    bundle_copy("json-array", lambda m: [m], reseal=False)
+    bundle_copy("files-empty", lambda m: {**m, "files": {}})
+    bundle_copy("one-entry-removed", lambda m: {**m, "files": {
+        k: v for k, v in m["files"].items() if k != "policy.nir"}}, reseal=False)  # fmt: skip
+    bundle_copy("module-env", lambda m: {**m, "env": "this:Pendulum-v1"})
+
+    stale = root / "stale"  # a run retrained after its export
+    shutil.copytree(run, stale)
+    payload = torch.load(stale / "policy.pt", weights_only=True)
+    first = next(iter(payload["state_dict"]))
+    payload["state_dict"][first] = payload["state_dict"][first] + 0.01
+    torch.save(payload, stale / "policy.pt")
+
+    half = root / "half-export"  # an export killed before its manifest (old behaviour)
+    shutil.copytree(run, half)
+    (half / "bundle-loihi2" / "manifest.json").unlink()
+
+    no_ckpt = root / "no-ckpt"
+    shutil.copytree(run, no_ckpt, ignore=shutil.ignore_patterns("bundle-*"))
+    (no_ckpt / "checkpoint" / "state.pt").unlink()
+
+    torch.save({"env": "Pendulum-v1"}, root / "no-config.pt")
+    torch.save({**payload, "env": "this:Pendulum-v1"}, root / "module-env.pt")
+    (root / "a-file").write_text("not a folder")
+    return root
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    """``neurodeploy ARGS`` in this process (the console-script entry point) -> (exit, stderr)."""
+    from neurodeploy.cli import app
+
+    old = sys.argv
+    sys.argv = ["neurodeploy", *args]
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+FUZZ = [
+    # (name, args with {w} = the fixture folder, expected words in the error)
+    ("steps nan", "train --out {w}/n1 --set steps=nan", "steps must be finite"),
+    ("steps inf", "train --out {w}/n1 --set steps=inf", "steps must be finite"),
+    ("steps float", "train --out {w}/n1 --set steps=300.5", "must be an integer"),
+    ("timesteps float", "train --out {w}/n1 --set timesteps=2.5", "must be an integer"),
+    ("batch float", "train --out {w}/n1 --set batch_size=32.5", "must be an integer"),
+    ("hidden negative", "train --out {w}/n1 --set hidden=[-4]", "every entry of hidden"),
+    ("actor_lr negative", "train --out {w}/n1 --set actor_lr=-1", "actor_lr must be > 0"),
+    ("gamma text", "train --out {w}/n1 --set gamma=abc", "gamma must be a number"),
+    ("decay nan", "train --out {w}/n1 --set decay=nan", "decay must be finite"),
+    ("schedule on rect", "train --out {w}/n1 --set slope_schedule=interval", "no effect"),
+    ("adaptive no params", "train --out {w}/n1 --set surrogate=fast_sigmoid "
+     "--set slope_schedule=adaptive", "slope_params"),
+    ("start_steps >= steps", "train --env InvertedPendulum-v5 --steps 1500 --out {w}/n1",
+     "start_steps (25000) >= steps (1500)"),
+    ("out is a file", "train pendulum --out {w}/a-file", "is a file"),
+    ("out under a file", "train pendulum --out {w}/a-file/run", "is a file"),
+    ("resume without checkpoint", "train pendulum --resume --out {w}/no-ckpt", "differs"),
+    ("run episodes 0", "run {w}/run --episodes 0", "--episodes must be 1"),
+    ("bench episodes 0", "bench-energy {w}/run --episodes 0", "--episodes must be 1"),
+    ("export observations", "export {w}/run --out {w}/n2 --observations 100000000",
+     "--observations must be"),
+    ("sweep trains nothing", "sweep pendulum --steps 600 --seeds 0 --out {w}/n3",
+     "start_steps (1000) >= steps (600)"),
+    ("sweep cpus nan", "sweep pendulum --seeds 0 --cpus-per-trial nan --out {w}/n3",
+     "--cpus-per-trial"),
+    ("sweep grid text", "sweep pendulum --seeds 0 --grid gamma=abc --out {w}/n3",
+     "gamma must be a number"),
+    ("tampered bundle", "run {w}/tampered --backend emulator", "policy.nir does not match"),
+    ("files a list", "run {w}/files-list --backend emulator", "'files' must map"),
+    ("files missing", "run {w}/files-missing --backend emulator", "'files' must map"),
+    ("manifest array", "run {w}/json-array --backend emulator", "not a manifest"),
+    ("files empty", "run {w}/files-empty --backend emulator", "does not list"),
+    ("entry removed", "run {w}/one-entry-removed --backend emulator", "was modified"),
+    ("module env", "run {w}/module-env --backend emulator", "not a registered gymnasium id"),
+    ("module env pt", "run {w}/module-env.pt", "not a registered gymnasium id"),
+    ("stale bundle", "run {w}/stale --backend emulator", "exported from another policy.pt"),
+    ("stale bench", "bench-energy {w}/stale --episodes 1", "exported from another policy.pt"),
+    ("half export", "run {w}/half-export --backend loihi2-sim", "no manifest.json"),
+    ("policy no config", "run {w}/no-config.pt", "needs 'config' and 'state_dict'"),
+    ("export no config", "export {w}/no-config.pt --out {w}/n2", "needs 'config'"),
+]
+
+
+@pytest.mark.parametrize("name, args, expected", FUZZ, ids=[c[0] for c in FUZZ])
+def test_cli_fuzz_bad_input_is_one_line_and_changes_nothing(world, capsys, name, args, expected):
+    before = {p: p.read_bytes() for p in world.rglob("*") if p.is_file()}
+    dirs = sorted(p for p in world.rglob("*") if p.is_dir())
+    code, err = run_cli(args.format(w=world).split(), capsys)
+    assert code != 0, name
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err, err
+    assert {p: p.read_bytes() for p in world.rglob("*") if p.is_file()} == before
+    assert sorted(p for p in world.rglob("*") if p.is_dir()) == dirs
+
+
+def test_a_run_directory_uses_its_verified_current_bundle(world):
+    from neurodeploy.hardware.runner import open_target
+
+    actor, env_id, bundle = open_target(world / "run", "policy.nir")
+    assert bundle == world / "run" / "bundle-loihi2" and env_id == "Pendulum-v1"
+    assert open_target(world / "stale")[2] is None  # torch needs no bundle: not refused
+
+
+def test_a_failed_export_leaves_nothing_and_the_next_one_works(world, tmp_path):
+    from neurodeploy.errors import ExportError
+    from neurodeploy.export.bundle import export_bundle
+
+    out = tmp_path / "b"
+    dn = train(tiny(neuron="dn", steps=310, eval_every=310), tmp_path / "dn", progress=False)
+    with pytest.raises(ExportError):
+        export_bundle(dn, "loihi2", out, observations=8)
+    assert not out.exists() and list(tmp_path.glob(".b.*")) == []
+    export_bundle(world / "run" / "policy.pt", "nir", out, observations=8)
+    assert (out / "manifest.json").is_file() and list(tmp_path.glob(".b.*")) == []
+
+
+def test_stale_tmp_files_of_a_killed_write_are_removed_on_resume(tmp_path):
+    run = train(tiny(), tmp_path / "r", progress=False)
+    leftover = run / "checkpoint" / ".state.pt.abc123.tmp"
+    leftover.write_bytes(b"\0" * 1000)
+    train(tiny(steps=500), run, resume=True, progress=False)
+    assert not leftover.exists()
