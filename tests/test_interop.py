@@ -269,3 +269,55 @@ def test_snntorch_exported_graph_deploys_to_loihi2_with_dt(tmp_path):
     got = run_netx(bundle / "policy.net", spikes.astype(np.int32), 2)
     assert want.sum() > 50
     assert np.mean(got == want) >= 0.99, (got.sum(), want.sum(), np.mean(got == want))
+
+
+# --- every neuron the trainer offers deploys somewhere, or is refused in one line -------------
+
+
+def test_bias_free_clif_deploys_bit_exact_and_a_biased_one_names_the_option(tmp_path):
+    from neurodeploy.train.config import resolve
+    from neurodeploy.train.loop import actor_config
+
+    cfg, _ = resolve("pendulum", {"neuron": "clif", "bias": False})
+    import gymnasium as gym
+
+    actor = build_actor(actor_config(cfg, gym.make("Pendulum-v1")))
+    assert all(not layer.linear.bias.requires_grad for layer in actor.layers)
+
+    policy = save_policy(tmp_path, hidden=[32, 16], neuron=NeuronConfig("clif", bias=False))
+    l2 = export_bundle(policy, "loihi2", tmp_path / "l2", observations=16)
+    f = fidelity(l2)
+    assert f["emulator_vs_lava_fixed"]["identical"] and f["netx_vs_lava_fixed"]["identical"]
+    assert sum(f["emulator_vs_lava_fixed"]["spikes"]) > 0
+    lava = fidelity(export_bundle(policy, "lava", tmp_path / "lv", observations=16))
+    assert lava["reference_vs_lava_float"]["identical"]
+
+    (tmp_path / "biased").mkdir()
+    biased = save_policy(tmp_path / "biased", hidden=[8], neuron=NeuronConfig("clif"))
+    with pytest.raises(ExportError, match="--set bias=false"):
+        export_bundle(biased, "loihi2", tmp_path / "x", observations=8)
+
+
+@pytest.mark.parametrize("model", ["loihi", "dn"])
+def test_loihi_and_dn_actors_export_to_onnx(tmp_path, model):
+    import onnxruntime as ort
+
+    policy = save_policy(tmp_path, hidden=[16, 8], neuron=NeuronConfig(model))
+    bundle = export_bundle(policy, "onnx", tmp_path / "b", observations=16)
+    assert fidelity(bundle)["torch_vs_onnx"]["max_abs_error"] < 1e-5
+    obs = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    got = ort.InferenceSession(str(bundle / "policy.onnx")).run(["action"], {"obs": obs})[0]
+    actor, _ = load_policy(policy)
+    with torch.no_grad():
+        assert np.abs(got - actor(torch.from_numpy(obs)).numpy()).max() < 1e-5
+
+
+def test_stateful_actor_onnx_is_refused_in_one_line(tmp_path):
+    policy = save_policy(tmp_path, hidden=[8], mode="stateful", synaptic_delay=True, timesteps=1)
+    out = subprocess.run(
+        [NEURODEPLOY, "export", str(policy), "--target", "onnx", "--out", str(tmp_path / "b")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "stateful" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()

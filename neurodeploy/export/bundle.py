@@ -307,7 +307,12 @@ def _export_into(
     if actor is not None:
         obs, obs_source = fidelity_observations(actor, env_id, Path(source), observations)
         fidelity.update({"observations": len(obs), "observations_from": obs_source})
-    if isinstance(actor, SpikingActor) or actor is None:
+    if target == "onnx" and isinstance(actor, SpikingActor):
+        try:  # ONNX comes from the torch modules; policy.nir only where NIR can hold the core
+            actor_layers(actor)
+        except ExportError as exc:
+            fidelity["nir"] = {"skipped": str(exc)}
+    if (isinstance(actor, SpikingActor) or actor is None) and "nir" not in fidelity:
         if from_nir is None:
             meta = {
                 "producer": "neurodeploy",

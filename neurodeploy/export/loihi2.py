@@ -100,8 +100,9 @@ def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     if current_decay != 0 and np.any(layer.bias != 0):
         raise ExportError(
             f"{where}: a bias on a persistent synaptic current (current decay {current_decay}) "
-            "has no Loihi 2 equivalent (Lava adds biases to the membrane); train without "
-            "bias or with a current that is cleared every step (lif, loihi du=4095)"
+            "has no Loihi 2 equivalent (Lava adds biases to the membrane); train with "
+            "--set bias=false (a bias-free clif) or a neuron whose current is cleared every "
+            "step (lif, loihi du=4095)"
         )
     if np.any(layer.threshold <= 0):
         raise ExportError(f"{where}: thresholds must be positive for Loihi 2")

@@ -18,6 +18,9 @@ class SpikingLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, neuron: NeuronConfig):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
+        if not neuron.bias:  # held at zero: the optimiser never sees a gradient for it
+            nn.init.zeros_(self.linear.bias)
+            self.linear.bias.requires_grad_(False)
         self.neuron = make_neuron(out_features, neuron)
         self.fixed_point = neuron.model == "loihi"
 

@@ -55,6 +55,9 @@ class NeuronConfig:
     current_decay: float = 0.5  # clif
     threshold: float = 0.5  # lif, clif, dn
     reset: str = "hard"  # hard | subtract (lif, clif)
+    # False: the layer's affine map has no bias (held at zero). A clif bias feeds the
+    # persistent synaptic current, which Lava/Loihi 2 cannot represent; bias-free clif deploys.
+    bias: bool = True
     learn_decay: bool = False
     learn_threshold: bool = False
     per_neuron: bool = False
@@ -134,15 +137,20 @@ def dn_step(current, c, v, u, s_prev, spike_fn, k=DN_CONSTANTS):
     return s, c, v, u
 
 
+def _trunc(x: torch.Tensor) -> torch.Tensor:
+    """Round toward zero, as ``torch.trunc``, in ops ONNX has (it has no Trunc)."""
+    return torch.where(x < 0, torch.ceil(x), torch.floor(x))
+
+
 def loihi_step(a_in, u, v, du, dv, vth, bias, spike_fn, threshold=1.0):
     """One Lava ``fixed_pt`` LIF step; ``a_in`` is the integer Dense output."""
     decayed_u = u * (DECAY_UNITY - du - 1) / DECAY_UNITY
-    u = _ste(decayed_u, torch.trunc(decayed_u)) + a_in * (1 << ACT_SHIFT)
+    u = _ste(decayed_u, _trunc(decayed_u)) + a_in * (1 << ACT_SHIFT)
     u = _ste(
         u, torch.where(u > UV_MAX, u - 2 * UV_MAX, torch.where(u <= -UV_MAX, u + 2 * UV_MAX, u))
     )
     decayed_v = v * (DECAY_UNITY - dv) / DECAY_UNITY
-    v = _ste(decayed_v, torch.trunc(decayed_v)) + u + bias
+    v = _ste(decayed_v, _trunc(decayed_v)) + u + bias
     v = _ste(v, v.clamp(-UV_MAX + 1, UV_MAX - 1))
     vth_eff = vth * (1 << VTH_SHIFT)
     s = spike_fn((v - vth_eff) / vth_eff * threshold)

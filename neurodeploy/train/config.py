@@ -81,6 +81,7 @@ OPTIONS: dict[str, Option] = {
     "decoder": Option("action decoder", choices=("population", "linear")),
     "reset": Option("neuron reset after a spike", choices=("hard", "subtract")),
     "decay": Option("membrane decay per SNN step (lif, clif)", 0.0, 1.0),
+    "bias": Option("false: spiking layers without bias (a clif then deploys to lava/loihi2)"),
     "synaptic_delay": Option("model Lava's one-step delay per layer (stateful export)"),
     "sequence_length": Option("> 0: train on episode segments of this many steps (BPTT)", 0, BIG),
     "sequence_stride": Option("steps between segment starts", 1, BIG),
@@ -227,6 +228,7 @@ class TrainConfig:
     decoder: str = "population"  # population | linear
     reset: str = "hard"  # neuron reset: hard | subtract
     decay: float = 0.75  # membrane decay per SNN step (lif, clif)
+    bias: bool = True  # false: bias-free spiking layers (clif on Lava/Loihi 2 needs it)
     synaptic_delay: bool = False  # model Lava's one-step delay per layer (stateful export)
     sequence_length: int = 0  # > 0: train on episode segments of this many steps (BPTT)
     sequence_stride: int = 50
