@@ -156,7 +156,10 @@ def test_readme_netx_snippet_reproduces_the_emulator_without_neurodeploy(tmp_pat
     bundle = export_bundle(policy, "loihi2", tmp_path / "b", observations=16)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["schedule"]["reset_interval"] == 5 + 3
-    assert manifest["schedule"]["reset_offset"] == 1 and manifest["schedule"]["output_delay_steps"] == 3
+    assert (
+        manifest["schedule"]["reset_offset"] == 1
+        and manifest["schedule"]["output_delay_steps"] == 3
+    )
     assert "subtract" in manifest["codec"]["encoder_params"]["reset"]
     assert "README.md" in manifest["files"]
 
@@ -206,11 +209,22 @@ def snntorch_graph(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Linear(8, 16),
-        snn.Leaky(beta=torch.full((16,), 0.75), threshold=torch.ones(16), init_hidden=True,
-                  reset_mechanism="zero", reset_delay=False),
+        snn.Leaky(
+            beta=torch.full((16,), 0.75),
+            threshold=torch.ones(16),
+            init_hidden=True,
+            reset_mechanism="zero",
+            reset_delay=False,
+        ),
         torch.nn.Linear(16, 2),
-        snn.Leaky(beta=torch.full((2,), 0.75), threshold=torch.ones(2), init_hidden=True,
-                  reset_mechanism="zero", reset_delay=False, output=True),
+        snn.Leaky(
+            beta=torch.full((2,), 0.75),
+            threshold=torch.ones(2),
+            init_hidden=True,
+            reset_mechanism="zero",
+            reset_delay=False,
+            output=True,
+        ),
     )  # fmt: skip  (per-neuron beta and threshold: NIR needs per-neuron arrays)
     with torch.no_grad():
         net[0].weight.mul_(6.0)

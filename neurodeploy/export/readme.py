@@ -11,7 +11,7 @@ from pathlib import Path
 
 from neurodeploy.train.checkpoint import atomic_write_bytes
 
-LAVA_311_FIX = '''```python
+LAVA_311_FIX = """```python
 # Python 3.11 only: lava-nc 0.10 declares Python < 3.11, and one module
 # (lava/magma/compiler/var_model.py) gives dataclass fields a mutable default.
 # This hook compiles that module with default_factory instead; nothing is edited on disk.
@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
             return spec
 
     sys.meta_path.insert(0, _VarModelFinder())
-```'''
+```"""
 
 NETX_SNIPPET = '''```python
 import json
@@ -117,11 +117,13 @@ TOOLS = """## Opening the files elsewhere
   needs: `schedule` (steps of input, empty steps, `reset_interval`, `reset_offset`, output
   delay, input message bits), `codec.encoder_params` (formula, means, stds, threshold,
   reset rule) and `codec.decoder_params` (formula, weights, action scale).
-- **snnTorch** (export with `--nir-flavour snntorch`): `snntorch.import_nir.import_from_nir(nir.read("policy.nir"))`;
-  snnTorch assumes dt = 1e-4 s, which that flavour states.
+- **snnTorch** (export with `--nir-flavour snntorch`):
+  `snntorch.import_nir.import_from_nir(nir.read("policy.nir"))`; snnTorch assumes
+  dt = 1e-4 s, which that flavour states.
 - **norse** (export with `--nir-flavour norse`): `norse.torch.from_nir(nir.read("policy.nir"))`
   at norse's default dt = 1e-3 s. For any other flavour pass `dt=manifest["dt"]`.
-- **onnxruntime** (`policy.onnx`, target onnx): `InferenceSession("policy.onnx").run(["action"], {"obs": obs})`.
+- **onnxruntime** (`policy.onnx`, target onnx):
+  `InferenceSession("policy.onnx").run(["action"], {"obs": obs})`.
 - Feed the NIR graph's Input with the encoder's spikes (`encode` below); its Output
   spikes go to `decode`.
 """

@@ -255,7 +255,6 @@ class SpikingActor(nn.Module):
             actions = actions.reshape(L, B, -1)
         return actions, (enc_state, new_states, new_frames or None)
 
-
     def decode(self, out_spikes: torch.Tensor) -> torch.Tensor:
         """Output spike trains [L*T, B, n] -> actions [L, B, act_dim]: the firing rate over
         each action's T steps, the decoder, the action scale (the formula is in
@@ -321,7 +320,9 @@ class SpikingActor(nn.Module):
                 f"{rate}; action = center + half_range * tanh(weight @ rate + bias) "
                 "(weight [act, n])"
             )
-        params = {k.split(".")[-1]: v.detach().tolist() for k, v in self.decoder.state_dict().items()}
+        params = {
+            k.split(".")[-1]: v.detach().tolist() for k, v in self.decoder.state_dict().items()
+        }
         spec["decoder_params"] = {
             **params,
             "formula": formula,
