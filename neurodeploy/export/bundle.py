@@ -66,15 +66,21 @@ def read_policy(path: Path) -> tuple[SpikingActor, str, bytes]:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, wrong format, forbidden global, ...
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"policy {file} is corrupt or not a neurodeploy file ({reason})") from None
+        raise CheckpointError(
+            f"policy {file} is corrupt or not a neurodeploy file ({reason})"
+        ) from None
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
-        raise CheckpointError(f"policy {file} holds no policy (it needs 'config' and 'state_dict')")
+        raise CheckpointError(
+            f"policy {file} holds no policy (it needs 'config' and 'state_dict')"
+        )
     try:
         actor = actor_from_payload(payload, str(file))
     except NeurodeployError:
         raise
     except Exception as exc:  # a config or weights this version cannot build
-        raise CheckpointError(f"policy {file} cannot be built ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"policy {file} cannot be built ({type(exc).__name__}: {exc})"
+        ) from None
     actor.eval()
     env_id = payload.get("env", "")
     if env_id:

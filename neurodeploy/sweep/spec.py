@@ -114,7 +114,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                     if len(keys) > 1
                     else f"--grid {item!r}: an empty value (stray comma?)"
                 )
-            parsed = [parse_option(k, p.strip(), f"--grid {item!r}") for k, p in zip(keys, parts, strict=True)]
+            source = f"--grid {item!r}"
+            parsed = [parse_option(k, p.strip(), source) for k, p in zip(keys, parts, strict=True)]
             values.append(parsed[0] if len(keys) == 1 else parsed)
         if len({json.dumps(v) for v in values}) != len(values):
             raise ConfigError(f"--grid {item!r}: a value is listed twice")

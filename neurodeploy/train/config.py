@@ -140,7 +140,9 @@ def check_option(name: str, value, source: str = ""):
     """
     prefix = f"{source}: " if source else ""
     if name not in OPTIONS:
-        raise ConfigError(f"{prefix}unknown option {name!r}; see `neurodeploy train --help-options`")
+        raise ConfigError(
+            f"{prefix}unknown option {name!r}; see `neurodeploy train --help-options`"
+        )
     option, kind = OPTIONS[name], _kind(name)
     try:
         if kind in ("int", "float"):
