@@ -8,6 +8,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_export import save_policy
 
@@ -121,3 +122,10 @@ def test_quad_hover_accepts_render_mode_none():
     assert env.render() is None
     with pytest.raises(ConfigError, match="render_mode 'ansi'"):
         QuadHoverEnv(render_mode="ansi")
+
+
+def test_a_process_can_train_after_recording_mujoco(tmp_path):
+    # Mesa's LLVM (OSMesa/EGL) then triton, which Adam imports, used to segfault the process
+    policy = save_policy(tmp_path, env="InvertedDoublePendulum-v4", obs=11, high=1.0, hidden=[8])
+    record_policy(policy, tmp_path / "episode.gif", max_steps=1)
+    torch.optim.Adam([torch.zeros(2, requires_grad=True)]).step()

@@ -15,6 +15,7 @@ MuJoCo renders offscreen through ``MUJOCO_GL``; when it is unset this module pic
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
 import tempfile
@@ -54,6 +55,14 @@ def block_rows(trains: list[np.ndarray], height: int) -> list[int]:
     free = height - len(trains) * (LABEL_HEIGHT + 2)
     weights = np.sqrt([max(t.shape[1], 1) for t in trains])
     return [max(4, int(free * w / weights.sum())) for w in weights]
+
+
+def import_triton_first() -> None:
+    """Mesa's software OpenGL (OSMesa, or EGL on llvmpipe) loads its own LLVM into the
+    process; importing triton after that (torch does when it builds its first optimizer)
+    segfaults. With triton loaded first both work, so a process can record and then train."""
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
 
 
 def raster(trains: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -161,6 +170,7 @@ def record_policy(
     out = Path(out)
     _check_output(out)
     gl = choose_mujoco_gl()
+    import_triton_first()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control): no display
     try:
         handle, tmp_name = tempfile.mkstemp(
