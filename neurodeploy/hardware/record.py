@@ -191,6 +191,8 @@ def record_policy(
                 f"{env.spec.id} cannot render offscreen (MUJOCO_GL={gl}): {exc}. For MuJoCo "
                 "install OSMesa (apt-get install libosmesa6) or set MUJOCO_GL=egl"
             ) from None
+        if scene is None:
+            raise RecordError(f"--record: {env.spec.id} has no rgb_array rendering to record")
         if frames is None:
             frames = _Frames(tmp, env.metadata.get("render_fps") or 30)
         labels = [
