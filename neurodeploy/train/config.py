@@ -141,7 +141,7 @@ def check_option(name: str, value, source: str = ""):
     prefix = f"{source}: " if source else ""
     if name not in OPTIONS:
         raise ConfigError(
-            f"{prefix}unknown option {name!r}; see `neurodeploy train --help-options`"
+            f"{prefix}unknown option(s) {name}; see `neurodeploy train --help-options`"
         )
     option, kind = OPTIONS[name], _kind(name)
     try:
@@ -152,9 +152,14 @@ def check_option(name: str, value, source: str = ""):
             integer = kind == "list[int]"
             if not isinstance(value, list):
                 raise ConfigError(f"{name} must be a list like [64, 64], got {value!r}")
-            value = [_number(v, f"every entry of {name}", integer) for v in value]
-            for v in value:
-                _in_range(v, f"every entry of {name}", option)
+            try:
+                value = [_number(v, f"every entry of {name}", integer) for v in value]
+                for v in value:
+                    _in_range(v, f"every entry of {name}", option)
+            except ConfigError:
+                if integer or not (option.above and option.low == 0):
+                    raise
+                raise ConfigError(f"{name} entries must be positive and finite, got {value!r}")
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise ConfigError(f"{name} must be true or false, got {value!r}")

@@ -348,6 +348,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         # The budget ended mid-episode: cut the episode here and checkpoint, so the run can
         # be extended (--resume with more steps starts a new episode from this state).
         agent.buffer.end_episode()
+        if hasattr(agent.td3, "bc_weight"):  # as at an episode end: the next one's lambda_BC
+            agent.td3.bc_weight = bc_weight(cfg, state["step"])
         _checkpoint(run_dir, agent, rng, env, state)
     metrics.close()
     env.close()
