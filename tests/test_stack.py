@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from neurodeploy.hardware import lava_compat, selfcheck
+from neurodeploy import lava_compat
+from neurodeploy.hardware import selfcheck
 
 
 def test_var_model_source_patch_replaces_every_mutable_default():
@@ -24,7 +25,7 @@ def test_var_model_source_patch_replaces_every_mutable_default():
 
 def test_lava_modules_import_in_a_fresh_interpreter():
     code = (
-        "from neurodeploy.hardware.lava_compat import import_lava\n"
+        "from neurodeploy.lava_compat import import_lava\n"
         "for m in ('lava.proc.lif.process', 'lava.proc.dense.process', 'lava.lib.dl.netx'):\n"
         "    import_lava(m)\n"
         "import lava.magma.compiler.var_model as vm\n"

@@ -24,7 +24,7 @@ import numpy as np
 from neurodeploy.errors import ExportError
 from neurodeploy.export.loihi2 import GRADED_BITS, FixedLayer
 from neurodeploy.export.nir_graph import Layer
-from neurodeploy.hardware.lava_compat import import_lava
+from neurodeploy.lava_compat import import_lava
 
 
 def float_lif_params(layer: Layer, index: int) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 
 from neurodeploy.errors import ExportError
 from neurodeploy.export.loihi2 import FixedLayer
-from neurodeploy.hardware.lava_compat import import_lava
+from neurodeploy.lava_compat import import_lava
 from neurodeploy.snn.fixed_point import BIAS_EXP
 
 

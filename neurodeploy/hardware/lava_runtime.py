@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.export.lava_graph import LavaNetwork
-from neurodeploy.hardware.lava_compat import import_lava
+from neurodeploy.lava_compat import import_lava
 
 _injector = import_lava("lava.proc.io.injector")
 _LavaPyType = import_lava("lava.magma.core.model.py.type").LavaPyType

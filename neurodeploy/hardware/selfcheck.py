@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodeploy.hardware.lava_compat import import_lava
+from neurodeploy.lava_compat import import_lava
 
 STEPS = 20
 # Two input neurons: one spikes every step, one every third step.
