@@ -95,3 +95,40 @@ def run_netx(
     for k in range(B):
         trains[:, k] = rec[:, k * P + n_layers : k * P + n_layers + T].T != 0
     return trains
+
+
+def read_netx(path: Path, input_bits: int = 0) -> list[FixedLayer]:
+    """The fixed-point layers a netx file holds (the inverse of :func:`write_netx`), so the
+    emulator runs the very weights that ship; ``input_bits``: the first layer's input
+    message bits (the manifest's schedule says which)."""
+    layers = []
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["layer"]
+            for i in range(len(group)):
+                g = group[str(i)]
+                kind = g["type"][()].decode() if "type" in g else "?"
+                neuron = g["neuron/type"][()].decode() if "neuron/type" in g else "?"
+                if kind != "dense" or neuron != "CUBA":
+                    raise ExportError(
+                        f"{path}: layer {i} is a {kind} layer of {neuron} neurons; the emulator "
+                        "runs dense layers of CUBA neurons (the files neurodeploy writes)"
+                    )
+                weight = np.asarray(g["weight"][()], np.int64)
+                n = g["neuron"]
+                bias = g["bias"][()] if "bias" in g else np.zeros(weight.shape[0])
+                layers.append(
+                    FixedLayer(
+                        weight=weight,
+                        weight_exp=0,
+                        bias_mant=np.asarray(bias, np.int64),
+                        bias_exp=BIAS_EXP,
+                        du=int(n["iDecay"][()]) - 1,
+                        dv=int(n["vDecay"][()]),
+                        vth=int(n["vThMant"][()]),
+                        input_bits=input_bits if i == 0 else 0,
+                    )
+                )
+    except (OSError, KeyError) as exc:
+        raise ExportError(f"{path} is not a readable netx file ({exc})") from None
+    return layers

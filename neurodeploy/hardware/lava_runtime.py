@@ -1,15 +1,22 @@
 """A Lava policy core that is compiled and started once, then driven one action at a time.
 
-The host injects each action's spike trains through an ``Injector`` and reads every
-layer's spikes through ``Extractor`` processes, in lockstep. Per action the graph
-advances P = T + L steps (see ``neurodeploy.export.lava_graph`` for the timing and
-the per-layer ``LIFReset``) as one non-blocking ``RunSteps(P)`` on the runtime that
-the first action compiled and started; ending every action at a step boundary is
-what lets ``stop()`` return (a runtime blocked on the injector never sees it).
+The graph is ``Injector -> network -> Extractor``: the host injects an action's input
+frames and reads back the output layer only (the spikes of every other layer come
+from a reference model the backend runs beside it: the bit-exact emulator, or the
+torch actor for Lava float). Per action the graph advances P Lava steps (the bundle's
+schedule: T + L with the per-action reset, T for a stateful network) as one
+non-blocking ``RunSteps(P)``. The host sends all P input frames at once (the injector's
+buffer holds them) and then receives the P output frames, so there is no host round
+trip per Lava step; ending every action at a step boundary is what lets ``stop()``
+return (a runtime blocked on the injector never sees it).
 
-A stateful network advances T steps per action and keeps its state; ``reset()``
-(between episodes) zeroes every LIF's ``u`` and ``v`` and every Dense's pending
-output ``a_buff`` while the runtime is paused.
+The network is either built from layer parameters (:meth:`LavaCore.from_network`,
+Lava float from policy.nir) or loaded from the shipped netx file with lava-dl's
+loader (:meth:`LavaCore.from_netx`, ``fixed_pt``).
+
+A stateful network keeps its state across actions; ``reset()`` (between episodes)
+zeroes every LIF's ``u`` and ``v`` and every Dense's pending output ``a_buff`` while
+the runtime is paused.
 
 A fixed-point network is fed through :class:`IntInjectorModel`: Lava's own Injector
 model sends floats, which the bit-accurate Dense cannot shift (graded input).
@@ -17,9 +24,12 @@ model sends floats, which the bit-accurate Dense cannot shift (graded input).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from neurodeploy.export.lava_graph import LavaNetwork
+from neurodeploy.export.netx import load_netx
 from neurodeploy.lava_compat import import_lava
 
 _injector = import_lava("lava.proc.io.injector")
@@ -34,61 +44,111 @@ class IntInjectorModel(_injector.PyLoihiInjectorModel):
 
 
 class LavaCore:
-    def __init__(self, network: LavaNetwork):
+    """``connect(source_port) -> (output port, [(Dense, LIF), ...])`` builds the network.
+
+    ``timesteps`` T input frames per action, ``period`` P Lava steps per action,
+    ``output_delay`` D: the output frame of input step j arrives at step j + D.
+    """
+
+    def __init__(
+        self,
+        connect,
+        n_in: int,
+        timesteps: int,
+        period: int,
+        output_delay: int,
+        fixed: bool,
+        stateful: bool,
+    ):
         Extractor = import_lava("lava.proc.io.extractor")
         self._run_steps = import_lava("lava.magma.core.run_conditions").RunSteps
         Loihi2SimCfg = import_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
-        self.network = network
-        self.T, self.P = network.timesteps, network.period
-        n_in = network.params[0]["weights"].shape[1]
-        buffer = self.P * 2
-        self.injector = _injector.Injector(shape=(n_in,), buffer_size=buffer)
-        self.extractors = []
-        for lif in network.build(self.injector.out_port):
-            ext = Extractor.Extractor(shape=lif.s_out.shape, buffer_size=buffer)
-            lif.s_out.connect(ext.in_port)
-            self.extractors.append(ext)
+        self.T, self.P, self.D = timesteps, period, output_delay
+        self.stateful = stateful
+        if self.D + self.T > self.P:
+            raise ValueError(f"output delay {self.D} + T {self.T} exceeds the period {self.P}")
+        self.injector = _injector.Injector(shape=(n_in,), buffer_size=self.P)
+        out_port, self.processes = connect(self.injector.out_port)
+        self.extractor = Extractor.Extractor(shape=out_port.shape, buffer_size=self.P)
+        out_port.connect(self.extractor.in_port)
         self._cfg = Loihi2SimCfg(
-            select_tag=network.tag,
+            select_tag="fixed_pt" if fixed else "floating_pt",
             exception_proc_model_map={
-                _injector.Injector: IntInjectorModel
-                if network.fixed
-                else _injector.PyLoihiInjectorModel,
+                _injector.Injector: IntInjectorModel if fixed else _injector.PyLoihiInjectorModel,
                 Extractor.Extractor: Extractor.PyLoihiExtractorModel,
             },
         )
-        self._zeros = np.zeros(n_in)
+        self._frames = np.zeros((self.P, n_in))
         self._running = False
 
-    def step(self, spikes_in: np.ndarray) -> list[np.ndarray]:
-        """One action: input frames [T, n_in] (spikes or graded values) -> every layer's
-        spike trains [T, n]."""
+    @classmethod
+    def from_network(cls, network: LavaNetwork) -> LavaCore:
+        """Dense -> LIF(Reset) per layer from parameters (``export.lava_graph``)."""
+
+        def connect(source):
+            lifs = network.build(source)
+            return lifs[-1].s_out, network.processes
+
+        delay = 0 if network.stateful else len(network.params)
+        n_in = network.params[0]["weights"].shape[1]
+        return cls(
+            connect,
+            n_in,
+            network.timesteps,
+            network.period,
+            delay,
+            network.fixed,
+            network.stateful,
+        )
+
+    @classmethod
+    def from_netx(cls, path: Path, schedule: dict, n_in: int) -> LavaCore:
+        """The netx file loaded by lava-dl's ``netx.hdf5.Network`` with the bundle's schedule
+        (``reset_interval``, ``reset_offset``, ``input_message_bits``, steps per action)."""
+
+        def connect(source):
+            net = load_netx(path, schedule["reset_interval"], schedule["input_message_bits"])
+            source.connect(net.inp)
+            return net.out, [(block.synapse, block.neuron) for block in net.layers]
+
+        return cls(
+            connect,
+            n_in,
+            int(schedule["timesteps_per_action"]),
+            int(schedule["lava_steps_per_action"]),
+            int(schedule["output_delay_steps"]),
+            fixed=True,
+            stateful=schedule["reset_interval"] is None,
+        )
+
+    def step(self, frames_in: np.ndarray) -> np.ndarray:
+        """One action: input frames [T, n_in] (spikes or graded values) -> the output
+        layer's spike trains [T, n_out] (int8)."""
         self.injector.run(
             condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
         )  # compiles and starts on the first call only
         self._running = True
-        for t in range(self.P):
-            self.injector.send(spikes_in[t].astype(float) if t < self.T else self._zeros)
-            frames = [ext.receive() for ext in self.extractors]
-            if t == 0:
-                trains = [np.zeros((self.P, f.shape[0]), np.int8) for f in frames]
-            for train, frame in zip(trains, frames, strict=True):
-                train[t] = frame != 0
+        self._frames[: self.T] = frames_in
+        for frame in self._frames:  # the injector's buffer holds all P frames
+            self.injector.send(frame)
+        out = [self.extractor.receive() for _ in range(self.P)]
         self.injector.wait()
-        if self.network.stateful:  # spikes at step t are the actor's spikes at step t
-            return trains
-        # layer l (1-based) integrates this action at steps l+1 .. l+T (1-based)
-        return [train[i + 1 : i + 1 + self.T] for i, train in enumerate(trains)]
+        return (np.asarray(out[self.D : self.D + self.T]) != 0).astype(np.int8)
 
     def reset(self) -> None:
         """Start the next episode from zero state (stateful networks; a no-op otherwise)."""
-        if not (self.network.stateful and self._running):
+        if not (self.stateful and self._running):
             return
-        for dense, lif in self.network.processes:
+        for dense, lif in self.processes:
             dense.a_buff.set(np.zeros(dense.a_buff.shape))
             lif.u.set(np.zeros(lif.u.shape))
             lif.v.set(np.zeros(lif.v.shape))
+
+    @property
+    def n_processes(self) -> int:
+        """Lava processes that run: the injector, a Dense and a LIF per layer, the extractor."""
+        return 2 + 2 * len(self.processes)
 
     def close(self) -> None:
         if self._running:
