@@ -1,16 +1,22 @@
 """Closed-loop runs on every backend (real gymnasium + Lava), operation counts and energy."""
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from neurodeploy.errors import BundleError, ConfigError
-from neurodeploy.export.bundle import export_bundle
+from neurodeploy.export.bundle import export_bundle, seal
+from neurodeploy.export.netx import read_netx
+from neurodeploy.export.timing import lava_steps_per_action
+from neurodeploy.hardware import backends
 from neurodeploy.hardware import energy as E
 from neurodeploy.hardware.bench import bench_energy
 from neurodeploy.hardware.runner import run_policy
@@ -152,3 +158,139 @@ def test_bench_energy_on_a_hopper_pt_lif_bundle(tmp_path):
     assert report["ann_macs"] == 69_120
     assert report["profiles"]["paper"]["ann_nj"] == pytest.approx(274.4, rel=1e-3)
     assert "274.4" in (bundle / "energy.md").read_text()
+
+
+# --- issue 20: the backend registry, what each backend runs, the shipped netx file ----------
+
+
+def test_run_directory_finds_its_onnx_bundle(pendulum_run):
+    """`run RUN --backend onnx` after `export RUN --target onnx`: the runner opens the
+    bundle that holds policy.onnx, not the first bundle of the run."""
+    direct = run_policy(pendulum_run / "bundle-onnx", "onnx", episodes=1, seed=4).summary()
+    found = run_policy(pendulum_run, "onnx", episodes=1, seed=4).summary()
+    assert found["returns"] == direct["returns"]
+    out = subprocess.run(
+        [
+            NEURODEPLOY,
+            "run",
+            str(pendulum_run),
+            "--backend",
+            "onnx",
+            "--seed",
+            "4",
+            "--episodes",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["returns"] == direct["returns"]
+
+
+def test_every_backend_is_a_registered_class_that_names_its_file():
+    assert set(backends.REGISTRY) == {"torch", "onnx", "emulator", "lava", "loihi2-sim"}
+    needs = {name: cls.needs for name, cls in backends.REGISTRY.items()}
+    assert needs == {
+        "torch": None,
+        "onnx": "policy.onnx",
+        "emulator": "policy.net",
+        "lava": "policy.nir",
+        "loihi2-sim": "policy.net",
+    }
+
+
+def test_a_new_backend_is_one_class(pendulum_run):
+    """Registering a class is all the runner needs: here, the emulator with its actions
+    halved (a real policy change the returns show)."""
+
+    @backends.register("emulator-half")
+    class HalfEmulator(backends.EmulatorBackend):
+        def act(self, obs):
+            return super().act(obs) / 2
+
+    try:
+        half = run_policy(pendulum_run, "emulator-half", episodes=1, seed=3)
+        full = run_policy(pendulum_run, "emulator", episodes=1, seed=3)
+        assert half.returns != full.returns and half.backend == "emulator-half"
+        assert half.layer_names == full.layer_names
+    finally:
+        del backends.REGISTRY["emulator-half"]
+
+
+def shipped_only(bundle: Path, out: Path) -> Path:
+    """A copy of a loihi2 bundle without policy.nir: what a Loihi 2 user ships (re-sealed)."""
+    shutil.copytree(bundle, out)
+    (out / "policy.nir").unlink()
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["files"]["policy.nir"]
+    (out / "manifest.json").write_text(json.dumps(seal(manifest)))
+    return out
+
+
+def test_loihi2_sim_runs_the_shipped_netx_file_without_policy_nir(pendulum_run, tmp_path):
+    bundle = shipped_only(pendulum_run / "bundle-loihi2", tmp_path / "shipped")
+    sim = run_policy(bundle, "loihi2-sim", episodes=1, seed=3).summary()
+    emu = run_policy(pendulum_run, "emulator", episodes=1, seed=3).summary()
+    assert sim["returns"] == emu["returns"] and sim["output_mismatches"] == 0
+    assert sim["spikes_per_step"] == emu["spikes_per_step"]
+    with pytest.raises(BundleError, match="backend 'lava' needs policy.nir"):
+        run_policy(bundle, "lava", episodes=1)
+
+
+def test_loihi2_sim_runs_the_netx_file_not_policy_nir(pendulum_run, tmp_path):
+    """A policy.net with other weights (re-sealed in the manifest) changes what loihi2-sim
+    and the emulator do; the unchanged policy.nir beside it does not count."""
+    bundle = shutil.copytree(pendulum_run / "bundle-loihi2", tmp_path / "edited")
+    with h5py.File(bundle / "policy.net", "r+") as f:
+        weight = f["layer/2/weight"]
+        weight[...] = np.clip(-weight[()], -256, 254)  # the output layer, sign flipped
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    digest = hashlib.sha256((bundle / "policy.net").read_bytes()).hexdigest()
+    manifest["files"]["policy.net"] = digest
+    (bundle / "manifest.json").write_text(json.dumps(seal(manifest)))
+    sim = run_policy(bundle, "loihi2-sim", episodes=1, seed=3).summary()
+    emu = run_policy(bundle, "emulator", episodes=1, seed=3).summary()
+    assert sim["returns"] == emu["returns"] and sim["output_mismatches"] == 0
+    assert sim["spikes_per_step"] == emu["spikes_per_step"]
+    original = run_policy(pendulum_run, "loihi2-sim", episodes=1, seed=3).summary()
+    assert original["returns"] != sim["returns"]
+    assert original["spikes_per_step"]["output"] != sim["spikes_per_step"]["output"]
+
+
+def test_a_netx_file_changed_after_opening_is_refused(pendulum_run, tmp_path):
+    bundle = shutil.copytree(pendulum_run / "bundle-loihi2", tmp_path / "late")
+    data = bytearray((bundle / "policy.net").read_bytes())
+    data[-1] ^= 0xFF
+    (bundle / "policy.net").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="policy.net does not match its hash"):
+        backends.shipped(bundle, "policy.net")
+
+
+def test_lava_float_extracts_the_output_layer_and_matches_torch(pendulum_run):
+    lava = run_policy(pendulum_run, "lava", episodes=1, seed=6).summary()
+    ref = run_policy(pendulum_run, "torch", episodes=1, seed=6).summary()
+    assert lava["returns"] == ref["returns"] and lava["output_mismatches"] == 0
+    assert lava["spikes_per_step"] == ref["spikes_per_step"]
+
+
+def test_the_lava_graph_runs_one_process_per_dense_and_lif_plus_two(pendulum_run):
+    from neurodeploy.hardware.lava_runtime import LavaCore
+
+    bundle = pendulum_run / "bundle-loihi2"
+    n_in = read_netx(bundle / "policy.net")[0].weight.shape[1]
+    core = LavaCore.from_netx(bundle / "policy.net", backends.bundle_schedule(bundle), n_in)
+    assert core.n_processes == 2 + 2 * 3  # injector, 3 x (Dense, LIF), one extractor
+    assert (core.T, core.P, core.D) == (5, 8, 3)
+
+
+def test_bench_energy_counts_what_the_manifest_schedule_says(pendulum_run, tmp_path):
+    manifest = json.loads((pendulum_run / "bundle-loihi2" / "manifest.json").read_text())
+    report = bench_energy(pendulum_run, episodes=1, out=tmp_path / "e")
+    assert report["lava_steps_per_action"] == manifest["schedule"]["lava_steps_per_action"] == 8
+    neurons = sum(f.size for f in read_netx(pendulum_run / "bundle-loihi2" / "policy.net"))
+    assert report["ops"]["neuron_updates"] == neurons * 8
+    assert lava_steps_per_action(5, 3, stateful=False) == 8
+    assert lava_steps_per_action(5, 3, stateful=True) == 5

@@ -231,3 +231,18 @@ def test_stateful_actor_without_delay_is_refused(tmp_path):
     torch.save({**policy_payload(stateful_actor(delay=False)), "env": "Pendulum-v1"}, path)
     with pytest.raises(ExportError, match="synaptic_delay"):
         export_bundle(path, "loihi2", tmp_path / "b")
+
+
+def test_stateful_bench_energy_counts_t_lava_steps_per_action(stateful_policy, tmp_path):
+    """A stateful core takes T Lava steps per action (no empty steps, no reset), as the
+    manifest's schedule records; bench-energy's neuron updates and latency use that."""
+    from neurodeploy.export.netx import read_netx
+    from neurodeploy.hardware.bench import bench_energy
+
+    bundle = export_bundle(stateful_policy, "loihi2", tmp_path / "b", observations=16)
+    schedule = json.loads((bundle / "manifest.json").read_text())["schedule"]
+    report = bench_energy(bundle, episodes=1, out=tmp_path / "e")
+    assert report["lava_steps_per_action"] == schedule["lava_steps_per_action"] == 1
+    layers = read_netx(bundle / "policy.net", schedule["input_message_bits"])
+    assert len(layers) >= 2  # so T + L would have been at least 3
+    assert report["ops"]["neuron_updates"] == sum(f.size for f in layers) * 1

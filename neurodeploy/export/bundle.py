@@ -543,7 +543,9 @@ def _write_manifest(out: Path, target: str, actor, env_id: str, core) -> None:
 REQUIRED_FILES = {
     "nir": ("policy.nir", "fidelity.json"),
     "lava": ("policy.nir", "fidelity.json"),
-    "loihi2": ("policy.nir", "policy.net", "fidelity.json"),
+    # policy.net is what a Loihi 2 user deploys and what loihi2-sim runs; a copy that ships
+    # only that may leave out policy.nir, the hub it was compiled from
+    "loihi2": ("policy.net", "fidelity.json"),
     "onnx": ("policy.onnx", "fidelity.json"),
 }
 

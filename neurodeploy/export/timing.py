@@ -23,3 +23,11 @@ def delayed(trains: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """Spike trains [T, ...] one step late: ``first`` (zeros) at step 0, then x[0..T-2]."""
     head = np.zeros_like(trains[:1]) if first is None else first[None].astype(trains.dtype)
     return np.concatenate([head, trains[:-1]])
+
+
+def lava_steps_per_action(timesteps: int, layers: int, stateful: bool) -> int:
+    """Lava steps one action takes: T for a stateful core, T + L with the per-action reset
+    (T steps of input, then one empty step per layer for the Dense delays). A bundle's
+    manifest records the value (``schedule.lava_steps_per_action``); bench-energy reads it
+    from there and sweep, which has no bundle, computes it here."""
+    return timesteps if stateful else timesteps + layers

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurodeploy.errors import BundleError
-from neurodeploy.export import loihi2
-from neurodeploy.export.nir_graph import nir_to_layers, read_nir
+from neurodeploy.export.netx import read_netx
 from neurodeploy.hardware import energy as E
+from neurodeploy.hardware.backends import bundle_schedule, shipped
 from neurodeploy.hardware.runner import open_target, run_policy
 from neurodeploy.snn import SpikingActor
 
@@ -24,17 +24,20 @@ def bench_energy(
     latency_episodes: int = 1,
 ) -> dict:
     profiles = E.profiles_used(list(hardware))  # an unknown profile fails before any run
-    actor, env_id, bundle = open_target(Path(path), "policy.nir")
+    actor, env_id, bundle = open_target(Path(path), "policy.net")
     if not isinstance(actor, SpikingActor):
         raise BundleError(f"{path}: bench-energy needs a spiking actor")
-    if bundle is None or not (bundle / "policy.nir").exists():
+    if bundle is None or not (bundle / "policy.net").exists():
         raise BundleError(
-            f"{path}: no exported bundle with policy.nir; run `neurodeploy export` first"
+            f"{path}: no exported bundle with policy.net; run "
+            "`neurodeploy export RUN --target loihi2` first"
         )
-    counted = run_policy(path, "emulator", episodes, seed)  # spikes identical to Lava fixed_pt
-    fixed, _ = loihi2.quantize(nir_to_layers(read_nir(bundle / "policy.nir")))
-    T = actor.config.timesteps
-    lava_steps = T + len(fixed)
+    # What ships: the schedule the manifest records, the weights and graded input of policy.net
+    schedule = bundle_schedule(bundle)
+    fixed = read_netx(shipped(bundle, "policy.net"), int(schedule["input_message_bits"]))
+    T = int(schedule["timesteps_per_action"])
+    lava_steps = int(schedule["lava_steps_per_action"])
+    counted = run_policy(bundle, "emulator", episodes, seed)  # spikes identical to Lava fixed_pt
     ops = E.count_ops(
         counted.spikes_per_step, counted.layer_sizes, [f.weight for f in fixed], lava_steps
     )
@@ -58,7 +61,7 @@ def bench_energy(
         row["citations"] = E.citations(profile)
         report["profiles"][profile.name] = row
     for backend in LATENCY_BACKENDS:
-        result = run_policy(path, backend, latency_episodes, seed).summary()
+        result = run_policy(bundle, backend, latency_episodes, seed).summary()
         report["simulation_latency"][backend] = {
             k: result[k]
             for k in ("latency_ms_median", "latency_ms_p99", "control_steps_per_s", "return_mean")

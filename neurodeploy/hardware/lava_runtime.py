@@ -81,6 +81,10 @@ class LavaCore:
         )
         self._frames = np.zeros((self.P, n_in))
         self._running = False
+        # Compile and start the runtime now, with one action of no input, so that the first
+        # action costs what every other does; a stateful network is then zeroed again.
+        self.step(np.zeros((self.T, n_in)))
+        self.reset()
 
     @classmethod
     def from_network(cls, network: LavaNetwork) -> LavaCore:
@@ -127,7 +131,7 @@ class LavaCore:
         layer's spike trains [T, n_out] (int8)."""
         self.injector.run(
             condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
-        )  # compiles and starts on the first call only
+        )  # compiles and starts on the first call only (the constructor's)
         self._running = True
         self._frames[: self.T] = frames_in
         for frame in self._frames:  # the injector's buffer holds all P frames

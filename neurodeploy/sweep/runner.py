@@ -108,6 +108,7 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
     import torch
 
     from neurodeploy.export.bundle import load_policy
+    from neurodeploy.export.timing import lava_steps_per_action
     from neurodeploy.hardware.energy import count_ops
     from neurodeploy.hardware.runner import run_policy
     from neurodeploy.snn import SpikingActor
@@ -123,7 +124,8 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
     result = run_policy(run_dir, "torch", episodes=1, seed=seed)
     T = actor.config.timesteps
     weights = [layer.linear.weight.detach().numpy() for layer in actor.layers]
-    ops = count_ops(result.spikes_per_step, result.layer_sizes, weights, T + len(weights))
+    steps = lava_steps_per_action(T, len(weights), actor.config.mode == "stateful")
+    ops = count_ops(result.spikes_per_step, result.layer_sizes, weights, steps)
     spikes, sizes = result.spikes_per_step, result.layer_sizes
     return {
         "sops_per_action": ops["sops"],
