@@ -78,7 +78,7 @@ def test_loihi_trace_by_hand():
 
 
 def _lava_lif_int(a_in, du, dv, vth, bias):
-    """From-scratch integer Lava LIF (REFERENCE §4), independent of neurodeploy."""
+    """From-scratch integer Lava LIF (lava-nc 0.10.0 equations), independent of neurodeploy."""
     u = np.zeros(a_in.shape[1:], dtype=np.int64)
     v = np.zeros_like(u)
     out = []

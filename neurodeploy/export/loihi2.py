@@ -1,6 +1,6 @@
 """Loihi 2 fixed-point mapping of NIR layers, and what it cannot represent.
 
-Rules (REFERENCE §4, docs/export.md):
+Rules (lava-nc 0.10.0 LIF and Dense fixed point, docs/export.md):
 
 - Lava's LIF has one ``du``, ``dv`` and ``vth`` per population. Per-neuron
   thresholds are folded into the weights (row i is scaled by ``vth / threshold_i``);

@@ -5,7 +5,7 @@ state, and returns ``(spikes, new_state)``. The module holds the parameters
 (fixed buffers or learnable ``nn.Parameter``, one value per layer or per neuron),
 names them as the NIR node it exports to, and calls the step function.
 
-Equations (REFERENCE §1, §4):
+Equations (Xu et al., Proxy Target, NeurIPS 2025; lava-nc 0.10.0 LIF):
 
 - ``lif``    v = decay * v * (1 - s_prev) + I            s = [v > threshold]   (hard reset)
              v = decay * (v - threshold * s_prev) + I                         (subtractive reset)
@@ -35,7 +35,7 @@ from neurodeploy.snn.surrogate import Surrogate
 
 NEURON_MODELS = ("lif", "clif", "dn", "loihi")
 
-# Loihi 2 fixed-point constants (REFERENCE §4; lava PyLifModelBitAcc).
+# Loihi 2 fixed-point constants (lava-nc 0.10.0 PyLifModelBitAcc).
 DECAY_UNITY = 4096
 ACT_SHIFT = 6
 VTH_SHIFT = 6

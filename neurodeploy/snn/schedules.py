@@ -1,4 +1,4 @@
-"""Surrogate slope schedules (adaptive-surrogate paper, REFERENCE §2).
+"""Surrogate slope schedules (adaptive-surrogate paper, Van den Berghe et al., NeurIPS 2025).
 
 A schedule owns the current slope ``k``. The training loop calls ``step()`` once
 per gradient update and ``observe_return(R)`` at the end of every episode, then

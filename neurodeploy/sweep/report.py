@@ -13,7 +13,7 @@ Per trial, over its evaluation rows ``R_k`` (``eval_return_mean`` at step ``k``)
 
 Per group (one grid point), over its finished seeds: mean and population std
 (``numpy.std``, ddof = 0). The average performance gain of a method against a
-baseline (Proxy Target paper, REFERENCE §1), over the matched groups e that differ
+baseline (Xu et al., Proxy Target, NeurIPS 2025), over the matched groups e that differ
 only in the baseline key (e.g. one per environment):
 
     APG = (1/|E|) * sum_e (method_e / baseline_e) - 1

@@ -85,7 +85,7 @@ class SequenceBatch:
 
 
 class SequenceBuffer(ReplayBuffer):
-    """Replay of episode segments for stateful actors (REFERENCE §2).
+    """Replay of episode segments for stateful actors (Van den Berghe et al., NeurIPS 2025).
 
     Transitions are stored in order. When an episode ends, segments of
     ``length`` steps starting every ``stride`` steps are registered; a segment

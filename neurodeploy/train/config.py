@@ -229,7 +229,7 @@ class TrainConfig:
     slope: float = 1.0
     slope_schedule: str = "fixed"  # fixed | interval | adaptive (see neurodeploy/snn/schedules.py)
     slope_params: dict = field(default_factory=dict)  # e.g. {return_low = -1500, return_high = 0}
-    # stateful actors (adaptive-surrogate paper, REFERENCE §2; docs/stateful.md)
+    # stateful actors (adaptive-surrogate paper, Van den Berghe et al., NeurIPS 2025; docs/stateful.md)
     mode: str = "reset"  # reset: state cleared every action | stateful: carried across actions
     encoder: str = "population"  # population | direct
     decoder: str = "population"  # population | linear

@@ -1,4 +1,4 @@
-"""Guided jump-start (adaptive-surrogate paper, REFERENCE §2).
+"""Guided jump-start (adaptive-surrogate paper, Van den Berghe et al., NeurIPS 2025).
 
 A *guide* is an ANN policy trained with ordinary TD3 on the privileged
 observation (``neurodeploy.envs.privileged``: true state + recent actions). In

@@ -1,4 +1,4 @@
-"""TD3 for stateful actors, on replayed episode segments (adaptive-surrogate paper, REFERENCE §2).
+"""TD3 for stateful actors on replayed episode segments (Van den Berghe et al., NeurIPS 2025).
 
 One update on a batch of segments [L, B] (``SequenceBuffer``), read top to bottom. Steps
 1-3 and 6 run only on the actor's turn (every ``policy_delay`` updates); a critic-only
