@@ -242,3 +242,15 @@ def test_graded_input_payload_rounds_to_a_256th_and_saturates():
     assert chip_input(x, graded=True).tolist() == [128, -64, 32767, -32767, 0, 77]
     assert chip_input(x, graded=True).dtype == np.int32
     assert chip_input(np.array([0, 1, 1]), graded=False).dtype == np.int8
+
+
+def test_the_emulators_fast_matmul_is_exact_on_both_sides_of_its_bound():
+    from neurodeploy.export.emulator import _exact_matmul
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(-(2**15), 2**15, (7, 3, 300))  # graded payloads, 8-bit weights: BLAS path
+    w = rng.integers(-256, 255, (300, 40))
+    assert np.array_equal(_exact_matmul(x, w), x @ w)
+    x = np.full((1, 1, 4), 2**40 + 1)  # past 2**53: the integer path
+    w = np.full((4, 2), 2**12 + 1)
+    assert np.array_equal(_exact_matmul(x, w), x @ w)
