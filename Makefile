@@ -31,18 +31,27 @@ test-all: $(STAMP)
 
 DEMO_DIR   ?= runs/demo
 DEMO_STEPS ?= 2000
+DEMO_ZOO   ?= pendulum-pt-lif
 
-# Trains PT-LIF on the pendulum recipe (shortened to DEMO_STEPS), exports it to Loihi 2
-# (netx file + Lava fixed-point graph, checked spike for spike), runs it in closed loop on
-# Lava's bit-accurate simulator, and reports energy per hardware profile.
-# Re-running continues the same run directory and writes a fresh bundle.
+# Part 1 shows that training runs: PT-LIF on the pendulum recipe, shortened to DEMO_STEPS
+# (far too short to control; re-running continues the same run directory).
+# Part 2 deploys a controller that works: the zoo's trained Pendulum PT-LIF policy is
+# exported to Loihi 2 (netx file + Lava fixed-point graph, checked spike for spike), run in
+# closed loop on torch and on Lava's bit-accurate simulator, its energy estimated per
+# hardware profile, and one loihi2-sim episode recorded as a GIF.
 demo: $(STAMP)
+	@echo "== 1/2: training runs ($(DEMO_STEPS) steps: a mechanical check, not a controller)"
 	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --out $(DEMO_DIR) \
 		$$(test -f $(DEMO_DIR)/config.toml && echo --resume)
-	rm -rf $(DEMO_DIR)/bundle-loihi2
-	$(BIN)/neurodeploy export $(DEMO_DIR) --target loihi2 --observations 64
-	$(BIN)/neurodeploy run $(DEMO_DIR) --backend loihi2-sim --episodes 2
-	$(BIN)/neurodeploy bench-energy $(DEMO_DIR) --episodes 2
+	@echo "== 2/2: deploying the zoo's trained controller zoo:$(DEMO_ZOO) to Loihi 2"
+	rm -rf $(DEMO_DIR)/zoo-bundle-loihi2
+	$(BIN)/neurodeploy export zoo:$(DEMO_ZOO) --target loihi2 --observations 64 \
+		--out $(DEMO_DIR)/zoo-bundle-loihi2
+	$(BIN)/neurodeploy run $(DEMO_DIR)/zoo-bundle-loihi2 --backend torch --episodes 3
+	$(BIN)/neurodeploy run $(DEMO_DIR)/zoo-bundle-loihi2 --backend loihi2-sim --episodes 3
+	$(BIN)/neurodeploy bench-energy $(DEMO_DIR)/zoo-bundle-loihi2 --episodes 2
+	$(BIN)/neurodeploy run $(DEMO_DIR)/zoo-bundle-loihi2 --backend loihi2-sim --episodes 1 \
+		--record $(DEMO_DIR)/pendulum-loihi2-sim.gif
 
 lint: $(STAMP)
 	$(BIN)/ruff check neurodeploy tests benchmarks

@@ -61,7 +61,9 @@ def train(
 
 @cli.command()
 def export(
-    source: Annotated[Path | None, typer.Argument(help="run directory or policy.pt")] = None,
+    source: Annotated[
+        Path | None, typer.Argument(help="run directory, policy.pt or zoo:NAME")
+    ] = None,
     target: Annotated[str, typer.Option(help="nir | lava | loihi2 | onnx")] = "loihi2",
     out: Annotated[Path | None, typer.Option(help="bundle directory")] = None,
     from_nir: Annotated[Path | None, typer.Option(help="compile this NIR graph instead")] = None,
@@ -79,6 +81,11 @@ def export(
 
     from neurodeploy.export.bundle import export_bundle
 
+    from neurodeploy import zoo
+
+    if zoo.is_zoo(source) and out is None:  # never write into the installed package
+        out = Path.cwd() / f"{str(source)[len(zoo.PREFIX) :]}-bundle-{target}"
+    source = zoo.resolve_source(source)
     bundle = export_bundle(source, target, out, from_nir, observations, nir_flavour, dt)
     fidelity = json.loads((bundle / "fidelity.json").read_text())
     console.print(f"bundle: {bundle}")
@@ -88,7 +95,7 @@ def export(
 @cli.command()
 def run(
     path: Annotated[
-        Path, typer.Argument(help="run directory, policy file (best.pt) or deploy bundle")
+        Path, typer.Argument(help="run directory, policy file, deploy bundle or zoo:NAME")
     ],
     backend: Annotated[
         str, typer.Option(help="torch | lava | loihi2-sim | emulator | onnx")
@@ -104,8 +111,11 @@ def run(
     """Run an exported policy in closed loop (torch, Lava, Loihi 2 sim, emulator, onnx)."""
     import json
 
+    from neurodeploy import zoo
     from neurodeploy.hardware.record import record_policy
     from neurodeploy.hardware.runner import run_policy
+
+    path = zoo.resolve_source(path)
 
     if record is None:
         summary = run_policy(path, backend, episodes, seed).summary()
@@ -127,7 +137,7 @@ def run(
 @cli.command("bench-energy")
 def bench_energy(
     path: Annotated[
-        Path, typer.Argument(help="run directory, policy file (best.pt) or deploy bundle")
+        Path, typer.Argument(help="run directory, policy file, deploy bundle or zoo:NAME")
     ],
     hardware: Annotated[
         str, typer.Option(help="comma-separated profiles from hardware/")
@@ -138,7 +148,10 @@ def bench_energy(
     """Count synaptic ops and neuron updates, and estimate energy per hardware profile."""
     import json
 
+    from neurodeploy import zoo
     from neurodeploy.hardware.bench import bench_energy as run_bench
+
+    path = zoo.resolve_source(path)
 
     report = run_bench(path, hardware.split(","), episodes)
     if json_out:
@@ -208,6 +221,38 @@ def report(
     result = write_report(sweep_dir, baseline, out)
     print(markdown(result), end="")
     console.print(f"report: report.md, report.json, curves.png in {out or sweep_dir}")
+
+
+@cli.command("zoo")
+def zoo_list(
+    json_out: Annotated[bool, typer.Option("--json", help="print every card as JSON")] = False,
+) -> None:
+    """List the trained policies that ship with neurodeploy (use them as zoo:NAME)."""
+    import json
+
+    from neurodeploy import zoo
+
+    entries = zoo.entries()
+    if json_out:
+        print(json.dumps({e.name: e.card for e in entries}))
+        return
+    table = Table(title="neurodeploy zoo: use as zoo:NAME in export, run, bench-energy")
+    for column in ("name", "env", "method", "seed", "steps", "torch return",
+                   "loihi2-sim return", "firing", "SOPs/action", "nJ/inference", "size"):
+        table.add_column(column)  # fmt: skip
+    for e in entries:
+        c = e.card
+        ret = {b: f"{r['mean']:.1f} ± {r['std']:.1f}" for b, r in c["returns"].items()}
+        nj = ", ".join(f"{k} {v:.1f}" for k, v in c["nj_per_inference"].items())
+        table.add_row(
+            e.name, c["env"], f"{c['method']} {c['neuron']} ({c.get('mode', 'reset')})",
+            str(c["seed"]), f"{c['steps']:,}", ret.get("torch", "-"),
+            ret.get("loihi2-sim", "-"), f"{100 * c['firing_rate']:.1f} %",
+            f"{c['sops_per_action']:,.0f}", nj, f"{c['file_bytes'] / 1e6:.2f} MB",
+        )  # fmt: skip
+    console.print(table)
+    for e in entries:
+        console.print(f"{e.name}: {e.card['provenance']['command']}", soft_wrap=True)
 
 
 @cli.command()

@@ -1,0 +1,121 @@
+"""Add a trained policy to the zoo (``zoo/<name>/``): its policy.pt and a card of measured numbers.
+
+The card's numbers are measured here, by the same code users run:
+
+* torch and loihi2-sim returns over ``--episodes`` episodes (episode i reset with seed i,
+  as ``neurodeploy run --episodes N --seed 0``), per episode;
+* firing rate, SOPs per action and nJ per inference per hardware profile, from
+  ``bench-energy`` on the exported loihi2 bundle (spikes counted on the bit-exact emulator);
+* the file size, and the provenance: the command that trained it, its recipe and the
+  values that differ from the recipe (the ``--set`` values), and the commit.
+
+    python benchmarks/zoo.py pendulum-pt-lif --policy results/pendulum/.../policy.pt \
+        --command "neurodeploy sweep pendulum --seeds 0-4 ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.export.bundle import export_bundle
+from neurodeploy.hardware.bench import bench_energy
+from neurodeploy.hardware.runner import run_policy
+from neurodeploy.train.config import TrainConfig, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "zoo"
+
+
+def returns(policy: Path, backend: str, episodes: int) -> dict:
+    result = run_policy(policy, backend, episodes, seed=0)
+    values = [float(r) for r in result.returns]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_episode": values}
+
+
+def provenance(run_config: Path, recipe: str, command: str) -> dict:
+    cfg = TrainConfig.from_dict(tomllib.loads(run_config.read_text()), str(run_config))
+    base, _ = resolve(recipe, {})
+    changed = {k: v for k, v in cfg.to_dict().items() if base.to_dict()[k] != v}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    return {"command": command, "recipe": recipe, "set": changed, "card_commit": commit}
+
+
+def policy_step(policy: Path) -> int | None:
+    """The evaluation step of the policy file: the last row for policy.pt, the best for best.pt."""
+    import csv
+
+    with (policy.parent / "metrics.csv").open() as f:
+        rows = [(int(r["step"]), float(r["eval_return_mean"])) for r in csv.DictReader(f)]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: r[1])[0] if policy.name == "best.pt" else rows[-1][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name")
+    parser.add_argument("--policy", type=Path, required=True, help="policy.pt of a finished run")
+    parser.add_argument("--recipe", required=True, help="the recipe it was trained from")
+    parser.add_argument("--command", required=True, help="the exact command that trained it")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--min-return", type=float, help="refuse a policy below this return")
+    args = parser.parse_args()
+    run_config = args.policy.parent / "config.toml"
+    if not run_config.is_file():
+        sys.exit(f"error: {run_config} is missing; the policy must come from a run directory")
+    cfg = tomllib.loads(run_config.read_text())
+    dest = ZOO / args.name
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        entry = tmp / args.name
+        entry.mkdir()
+        shutil.copy2(args.policy, entry / "policy.pt")
+        torch_returns = returns(entry / "policy.pt", "torch", args.episodes)
+        bundle = export_bundle(entry / "policy.pt", "loihi2", tmp / "bundle", observations=128)
+        sim_returns = returns(bundle, "loihi2-sim", args.episodes)
+        worst = min(torch_returns["mean"], sim_returns["mean"])
+        if args.min_return is not None and worst < args.min_return:
+            sys.exit(f"error: {args.policy} returns {worst:.1f} < --min-return {args.min_return}")
+        energy = bench_energy(bundle, episodes=3, out=tmp / "energy", latency_episodes=1)
+        rates = energy["firing_rates"]
+        card = {
+            "name": args.name,
+            "env": cfg["env"],
+            "method": cfg["algo"],
+            "neuron": cfg["neuron"],
+            "mode": cfg.get("mode", "reset"),
+            "seed": cfg["seed"],
+            "steps": cfg["steps"],
+            "episodes": args.episodes,
+            "eval_seed": 0,
+            "returns": {"torch": torch_returns, "loihi2-sim": sim_returns},
+            "firing_rate": float(np.mean([v for k, v in rates.items() if k != "encoder"])),
+            "firing_rates": rates,
+            "sops_per_action": energy["ops"]["sops"],
+            "nj_per_inference": {n: p["snn_nj"] for n, p in energy["profiles"].items()},
+            "ann_nj_per_inference": {n: p["ann_nj"] for n, p in energy["profiles"].items()},
+            "file_bytes": (entry / "policy.pt").stat().st_size,
+            "provenance": {**provenance(run_config, args.recipe, args.command),
+                           "policy_file": args.policy.name,
+                           "policy_step": policy_step(args.policy)},  # fmt: skip
+        }
+        (entry / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copytree(entry, dest)
+    print(json.dumps({k: card[k] for k in ("name", "returns", "sops_per_action")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

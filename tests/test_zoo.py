@@ -1,0 +1,56 @@
+"""The shipped policy zoo: every card's numbers are reproduced, and zoo:NAME works everywhere."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurodeploy import zoo
+from neurodeploy.errors import ConfigError
+from neurodeploy.hardware.runner import run_policy
+
+NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
+ENTRIES = zoo.entries()
+CARD_FIELDS = {"name", "env", "method", "neuron", "seed", "steps", "returns", "firing_rate",
+               "sops_per_action", "nj_per_inference", "file_bytes", "provenance"}  # fmt: skip
+
+
+def test_the_zoo_ships_policies_under_10_mb():
+    assert ENTRIES, "the zoo is empty"
+    total = sum(f.stat().st_size for e in ENTRIES for f in e.folder.iterdir())
+    assert total < 10e6
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_card_torch_return_is_reproduced(entry):
+    card = entry.card
+    assert CARD_FIELDS <= set(card)
+    assert {"command", "recipe", "set"} <= set(card["provenance"])
+    assert card["file_bytes"] == entry.policy.stat().st_size
+    result = run_policy(zoo.resolve_source(f"zoo:{entry.name}"), "torch", episodes=3, seed=0)
+    assert result.returns == pytest.approx(card["returns"]["torch"]["per_episode"][:3], rel=1e-4)
+
+
+def test_unknown_entry_is_one_line():
+    with pytest.raises(ConfigError, match="no zoo entry 'nope'"):
+        zoo.resolve_source("zoo:nope")
+
+
+def test_zoo_lists_and_exports_from_any_directory(tmp_path):
+    listing = subprocess.run([NEURODEPLOY, "zoo"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    for e in ENTRIES:
+        assert e.name in listing.stdout
+    name = ENTRIES[0].name
+    out = subprocess.run(
+        [NEURODEPLOY, "export", f"zoo:{name}", "--target", "nir", "--observations", "16"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((tmp_path / f"{name}-bundle-nir" / "manifest.json").read_text())
+    assert manifest["target"] == "nir"
+    assert not (ENTRIES[0].folder / "bundle-nir").exists()  # nothing written into the package
