@@ -281,9 +281,9 @@ def test_the_lava_graph_runs_one_process_per_dense_and_lif_plus_two(pendulum_run
 
     bundle = pendulum_run / "bundle-loihi2"
     n_in = read_netx(bundle / "policy.net")[0].weight.shape[1]
-    core = LavaCore.from_netx(bundle / "policy.net", backends.bundle_schedule(bundle), n_in)
-    assert core.n_processes == 2 + 2 * 3  # injector, 3 x (Dense, LIF), one extractor
-    assert (core.T, core.P, core.D) == (5, 8, 3)
+    with LavaCore.from_netx(bundle / "policy.net", backends.bundle_schedule(bundle), n_in) as core:
+        assert core.n_processes == 2 + 2 * 3  # injector, 3 x (Dense, LIF), one extractor
+        assert (core.T, core.P, core.D) == (5, 8, 3)
 
 
 def test_bench_energy_counts_what_the_manifest_schedule_says(pendulum_run, tmp_path):

@@ -83,8 +83,12 @@ class LavaCore:
         self._running = False
         # Compile and start the runtime now, with one action of no input, so that the first
         # action costs what every other does; a stateful network is then zeroed again.
-        self.step(np.zeros((self.T, n_in)))
-        self.reset()
+        try:
+            self.step(np.zeros((self.T, n_in)))
+            self.reset()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_network(cls, network: LavaNetwork) -> LavaCore:
