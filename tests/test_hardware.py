@@ -294,3 +294,17 @@ def test_bench_energy_counts_what_the_manifest_schedule_says(pendulum_run, tmp_p
     assert report["ops"]["neuron_updates"] == neurons * 8
     assert lava_steps_per_action(5, 3, stateful=False) == 8
     assert lava_steps_per_action(5, 3, stateful=True) == 5
+
+
+def test_the_ann_side_names_its_platform_and_reads_its_weights():
+    """Loihi's per-SOP energy includes its synaptic memory, so the ANN side pays a weight read
+    per MAC (Horowitz, ISSCC 2014); every profile says what its ANN side models."""
+    ops = {"sops": 100.0, "neuron_updates": 0.0, "spiking_neuron_steps": 0.0}
+    macs = E.ann_macs(3, 1)
+    for name in ("loihi", "loihi2", "paper", "cmos45nm"):
+        profile = E.load_profile(name)
+        assert profile.ann_platform and profile.assumptions
+    row = E.energy(E.load_profile("loihi2"), ops, macs, 8)
+    assert row["ann_nj"] == pytest.approx(macs * (4.6 + 10.0) / 1e3)
+    cmos = E.energy(E.load_profile("cmos45nm"), ops, macs, 8)
+    assert cmos["snn_nj"] == pytest.approx(100 * (0.9 + 10.0) / 1e3)

@@ -59,6 +59,7 @@ def bench_energy(
     for profile in profiles:
         row = E.energy(profile, ops, macs, lava_steps)
         row["citations"] = E.citations(profile)
+        row["ann_platform"], row["assumptions"] = profile.ann_platform, profile.assumptions
         report["profiles"][profile.name] = row
     for backend in LATENCY_BACKENDS:
         result = run_policy(bundle, backend, latency_episodes, seed).summary()

@@ -6,8 +6,12 @@ Per control step (one action):
   of non-zero outgoing weights per presynaptic neuron;
 - neuron updates = every neuron of every on-chip layer, every Lava step (P = T + L);
 - ANN MACs = the baseline actor's sum of in x out over its layers (obs -> 256 -> 256 -> act);
-- E_snn = SOP * sop_pj + updates * neuron_update_pj (active for neurons that spiked, inactive
-  for the rest, where the profile has them); E_ann = MACs * mac_pj;
+- E_snn = SOP * (sop_pj + sop_weight_read_pj) + updates * neuron_update_pj (active for
+  neurons that spiked, inactive for the rest, where the profile has them);
+- E_ann = MACs * (mac_pj + ann_weight_read_pj): at batch 1 every weight is read once per
+  inference, and a chip's per-SOP energy (Loihi's) already includes its synaptic memory, so
+  the ANN side counts its weight reads too. Each profile names the platform its ANN side
+  models (``ann_platform``) and states its assumptions in one line (``assumptions``);
 - on-chip latency (upper bound, one core, no overlap) = P * barrier_ns + SOP * sop_ns +
   updates * neuron_update_ns, for profiles that publish those times.
 """
@@ -32,6 +36,8 @@ FIELDS = (
     "sop_ns",
     "neuron_update_ns",
     "barrier_ns",
+    "ann_weight_read_pj",  # one weight read per MAC (the ANN's weight memory)
+    "sop_weight_read_pj",  # one weight read per SOP, where sop_pj is arithmetic only
 )
 
 
@@ -40,6 +46,8 @@ class Profile:
     name: str
     description: str
     figures: dict[str, dict]  # field -> {"value", "status", "citation"}
+    ann_platform: str = ""  # what the ANN side models
+    assumptions: str = ""  # one line: what each side counts
 
     def get(self, key: str) -> float | None:
         item = self.figures.get(key)
@@ -70,7 +78,13 @@ def load_profile(name: str) -> Profile:
             figures[key] = item
     if "sop_pj" not in figures:
         raise ConfigError(f"{path}: a profile needs at least sop_pj")
-    return Profile(data.get("name", name), data.get("description", ""), figures)
+    for key in ("ann_platform", "assumptions"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ConfigError(f"{path}: a profile needs {key} (one line)")
+    return Profile(
+        data.get("name", name), data.get("description", ""), figures, data["ann_platform"],
+        data["assumptions"],
+    )  # fmt: skip
 
 
 def ann_macs(obs_dim: int, act_dim: int, hidden=(256, 256)) -> int:
@@ -108,12 +122,13 @@ def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
         profile.get("neuron_update_active_pj"),
         profile.get("neuron_update_inactive_pj"),
     )
-    snn = ops["sops"] * sop_pj
+    snn = ops["sops"] * (sop_pj + (profile.get("sop_weight_read_pj") or 0.0))
     if active is not None and inactive is not None:
         spiking = ops["spiking_neuron_steps"]
         snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
     mac_pj = profile.get("mac_pj")
-    ann = macs * mac_pj if mac_pj is not None else None
+    read_pj = profile.get("ann_weight_read_pj") or 0.0
+    ann = macs * (mac_pj + read_pj) if mac_pj is not None else None
     out = {
         "snn_nj": snn / 1e3,
         "ann_nj": None if ann is None else ann / 1e3,
@@ -162,6 +177,8 @@ def markdown(report: dict) -> str:
             "|---|---|---|---|",
             f"| {_fmt(row['snn_nj'])} | {_fmt(row['ann_nj'])} | "
             f"{_fmt(row['snn_over_ann'], '{:.4f}')} | {_fmt(row['latency_us'])} |",
+            "",
+            f"ANN side: {row.get('ann_platform', '')}. Assumptions: {row.get('assumptions', '')}",
             "",
             *[f"- {c}" for c in row["citations"]],
             "",
