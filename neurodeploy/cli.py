@@ -75,21 +75,54 @@ def export(
         float | None,
         typer.Option(help="dt of a --from-nir graph that states none (snnTorch 1e-4, norse 1e-3)"),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print fidelity.json instead")] = False,
 ) -> None:
     """Export a trained actor to nir, lava, loihi2 or onnx as a deploy bundle."""
     import json
 
-    from neurodeploy.export.bundle import export_bundle
-
     from neurodeploy import zoo
+    from neurodeploy.export.bundle import export_bundle
 
     if zoo.is_zoo(source) and out is None:  # never write into the installed package
         out = Path.cwd() / f"{str(source)[len(zoo.PREFIX) :]}-bundle-{target}"
     source = zoo.resolve_source(source)
     bundle = export_bundle(source, target, out, from_nir, observations, nir_flavour, dt)
     fidelity = json.loads((bundle / "fidelity.json").read_text())
+    if json_out:
+        print(json.dumps(fidelity))
+        return
     console.print(f"bundle: {bundle}")
-    console.print_json(json.dumps(fidelity))
+    console.print(_fidelity_table(fidelity))
+
+
+def _fidelity_table(fidelity: dict) -> Table:
+    """One row per fidelity check of fidelity.json: passed, or what differed."""
+    table = Table(title=f"fidelity checks ({fidelity.get('observations', '?')} observations)")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for name, check in fidelity.items():
+        if not isinstance(check, dict) or name == "nir":
+            continue
+        if "identical" in check:
+            spikes = sum(check.get("spikes", []))
+            wrong = sum(check.get("mismatched_spikes", []))
+            result = "[green]identical[/green]" if check["identical"] else "[red]differs[/red]"
+            detail = f"{wrong} of {spikes} spikes differ"
+            if check.get("adjustment"):
+                detail += f" ({check['adjustment']})"
+        elif "action_rmse" in check:
+            result = "quantisation"
+            detail = (
+                f"{100 * check['identical_output_spike_fraction']:.1f} % identical output spikes, "
+                f"action RMSE {check['action_rmse']:.3f} (max {check['action_max_error']:.3f})"
+            )
+        else:
+            result = "measured"
+            detail = ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items()
+            )
+        table.add_row(name.replace("_", " "), result, detail)
+    return table
 
 
 @cli.command()
@@ -280,19 +313,37 @@ def info() -> None:
 
 
 def app() -> None:
-    """Console-script entry point: user errors print one line, no traceback, and exit 1."""
+    """Console-script entry point: user errors print one line, no traceback, and exit 1
+    (usage errors such as a bad option value: 2, as click's)."""
     import warnings
+
+    import click
+    from rich.markup import escape
 
     # norse decorates its functions with torch.jit.script, which torch 2.14 deprecates
     warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
     try:
-        cli()
+        code = cli(standalone_mode=False)  # click's errors come here, not as its usage box
+    except click.exceptions.NoArgsIsHelpError:  # typer has printed the help already
+        sys.exit(2)
+    except click.exceptions.ClickException as exc:  # bad value, unknown option or command
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())  # one line
+        err_console.print(f"[red]error:[/red] {escape(message + hint)}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("[red]error:[/red] aborted", highlight=False)
+        sys.exit(1)
     except NeurodeployError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except OSError as exc:  # a read-only filesystem, a full disk, a folder that is a file
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(code), Ctrl-C (130)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

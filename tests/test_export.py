@@ -233,6 +233,16 @@ def test_cli_export_from_a_run_directory(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert (run / "bundle-nir" / "manifest.json").exists()
+    # a table a person reads: one row per check, with what differed
+    assert "fidelity checks" in out.stdout and "norse vs torch" in out.stdout
+    assert "spikes differ" in out.stdout and "{" not in out.stdout
+    again = subprocess.run(
+        [NEURODEPLOY, "export", str(run), "--target", "nir", "--observations", "8",
+         "--out", str(tmp_path / "b2"), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["norse_vs_torch"]["identical"]  # scripts keep the JSON
 
 
 def test_graded_input_payload_rounds_to_a_256th_and_saturates():
