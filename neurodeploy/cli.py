@@ -317,23 +317,27 @@ def app() -> None:
     (usage errors such as a bad option value: 2, as click's)."""
     import warnings
 
-    import click
     from rich.markup import escape
+
+    try:  # newer typer carries its own copy of click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:
+        from click.exceptions import ClickException, NoArgsIsHelpError
 
     # norse decorates its functions with torch.jit.script, which torch 2.14 deprecates
     warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
     try:
         code = cli(standalone_mode=False)  # click's errors come here, not as its usage box
-    except click.exceptions.NoArgsIsHelpError:  # typer has printed the help already
+    except NoArgsIsHelpError:  # typer has printed the help already
         sys.exit(2)
-    except click.exceptions.ClickException as exc:  # bad value, unknown option or command
+    except ClickException as exc:  # bad value, unknown option or command
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         message = " ".join(exc.format_message().split())  # one line
         err_console.print(f"[red]error:[/red] {escape(message + hint)}", highlight=False,
                           soft_wrap=True)  # fmt: skip
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:  # Ctrl-D at a prompt
         err_console.print("[red]error:[/red] aborted", highlight=False)
         sys.exit(1)
     except NeurodeployError as exc:

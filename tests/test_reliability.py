@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,13 @@ FUZZ = [
     ("half export", "run {w}/half-export --backend loihi2-sim", "no manifest.json"),
     ("policy no config", "run {w}/no-config.pt", "needs 'config' and 'state_dict'"),
     ("export no config", "export {w}/no-config.pt --out {w}/n2", "needs 'config'"),
+    # typer's usage errors: one line too, not its usage box
+    ("episodes text", "run {w}/run --episodes abc", "Invalid value for '--episodes'"),
+    ("steps text", "train --out {w}/n1 --steps 1.5", "Invalid value for '--steps'"),
+    ("unknown option", "run {w}/run --nosuch", "No such option: --nosuch"),
+    ("unknown command", "deploy {w}/run", "No such command 'deploy'"),
+    ("missing argument", "bench-energy", "Missing argument"),
+    ("option without value", "train --out {w}/n1 --set", "'--set' requires an argument"),
 ]
 
 
@@ -388,3 +396,124 @@ def test_stale_tmp_files_of_a_killed_write_are_removed_on_resume(tmp_path):
     leftover.write_bytes(b"\0" * 1000)
     train(tiny(steps=500), run, resume=True, progress=False)
     assert not leftover.exists()
+
+
+# --- item 2: export reads policy.pt once, even while training rewrites it --------------------
+
+
+def _nir_arrays(path: Path) -> dict:
+    """Every array of every node of a NIR file (weights, biases, taus, thresholds)."""
+    import nir
+    import numpy as np
+
+    graph = nir.read(str(path))
+    return {
+        (name, key): value
+        for name, node in graph.nodes.items()
+        for key, value in vars(node).items()
+        if isinstance(value, np.ndarray)
+    }
+
+
+def test_export_while_training_rewrites_policy_pt_gives_a_consistent_bundle(tmp_path):
+    import threading
+
+    import numpy as np
+
+    from neurodeploy.export.bundle import export_bundle, verify_bundle
+    from neurodeploy.snn import ActorConfig, build_actor, policy_payload
+    from neurodeploy.train.checkpoint import atomic_write_bytes
+
+    # Four policies of one trained shape: whichever the bundle's policy.pt is, its
+    # policy.nir must hold exactly that policy's weights.
+    policies = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        actor = build_actor(ActorConfig(3, 1, [-2.0], [2.0], hidden=[16, 16]))
+        path = tmp_path / f"p{seed}.pt"
+        torch.save({**policy_payload(actor), "env": "Pendulum-v1"}, path)
+        policies.append(path.read_bytes())
+    run = tmp_path / "run"
+    atomic_write_bytes(run / "policy.pt", policies[0])
+
+    stop, writes = threading.Event(), [0]
+
+    def training():  # rewrites policy.pt atomically, as the training loop does
+        while not stop.is_set():
+            writes[0] += 1
+            atomic_write_bytes(run / "policy.pt", policies[writes[0] % len(policies)])
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=training)
+    writer.start()
+    try:
+        bundles = []
+        for i in range(4):
+            out = subprocess.run(
+                [NEURODEPLOY, "export", str(run), "--target", "nir", "--observations", "8",
+                 "--out", str(tmp_path / f"b{i}")],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            bundles.append(tmp_path / f"b{i}")
+    finally:
+        stop.set()
+        writer.join()
+    assert writes[0] > 20  # policy.pt really changed while the exports ran
+    for i, bundle in enumerate(bundles):
+        verify_bundle(bundle)  # the manifest's hashes match its files
+        assert (bundle / "policy.pt").read_bytes() in policies
+        again = export_bundle(bundle / "policy.pt", "nir", tmp_path / f"again{i}", observations=8)
+        want, got = _nir_arrays(again / "policy.nir"), _nir_arrays(bundle / "policy.nir")
+        assert want.keys() == got.keys()
+        for key in want:
+            assert np.array_equal(want[key], got[key]), f"bundle {i}: {key} differs"
+
+
+# --- atomic reports: report and bench-energy write all their files or none --------------------
+
+
+def _finished_sweep(folder: Path) -> Path:
+    """A sweep directory whose two trials have finished (their metrics reach steps)."""
+    from neurodeploy.sweep.spec import SweepSpec, write_manifest
+    from neurodeploy.train.config import save_config
+
+    write_manifest(folder, SweepSpec("pendulum", [0], {"neuron": ["lif", "ann"]}), "pendulum")
+    for neuron in ("lif", "ann"):
+        trial = folder / f"neuron={neuron}" / "seed0"
+        trial.mkdir(parents=True)
+        save_config(TrainConfig(steps=200, neuron=neuron), trial / "config.toml")
+        (trial / "metrics.csv").write_text("step,eval_return_mean\n100,-900\n200,-700\n")
+    return folder
+
+
+def test_a_failed_sweep_report_writes_no_file(tmp_path, capsys):
+    from neurodeploy.sweep.report import write_report
+
+    sweep, out = _finished_sweep(tmp_path / "sweep"), tmp_path / "out"
+    (out / "curves.png").mkdir(parents=True)  # the plot, written last, cannot be written
+    (out / "report.md").write_text("the last report")
+    before = snapshot(out)
+    code, err = run_cli(["report", str(sweep), "--out", str(out)], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "curves.png" in err
+    assert snapshot(out) == before  # no report.json, the last report.md kept
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "report.md"]  # no tmp left
+    (out / "curves.png").rmdir()
+    (out / ".together.999999999.tmp").mkdir()  # a killed report's folder: removed
+    write_report(sweep, "neuron=ann", out)
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "report.json", "report.md"]
+
+
+def test_a_failed_energy_report_writes_no_file(world, tmp_path):
+    from neurodeploy.hardware.bench import bench_energy
+
+    out = tmp_path / "e"
+    (out / "rates.png").mkdir(parents=True)  # the last plot cannot be written
+    with pytest.raises(IsADirectoryError, match="rates.png"):
+        bench_energy(world / "run", episodes=1, out=out)
+    assert [p.name for p in out.iterdir()] == ["rates.png"]  # nothing new, no tmp left
+    (out / "rates.png").rmdir()
+    bench_energy(world / "run", episodes=1, out=out)
+    names = ["energy.json", "energy.md", "energy.png", "rates.png"]
+    assert sorted(p.name for p in out.iterdir()) == names

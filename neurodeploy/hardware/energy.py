@@ -198,17 +198,22 @@ def markdown(report: dict) -> str:
 
 
 def write_report(out: Path, report: dict) -> None:
-    """energy.json, energy.md, energy.png and rates.png in ``out``."""
-    import json
-
+    """energy.json, energy.md, energy.png and rates.png in ``out``: all four or none."""
     import matplotlib
 
+    from neurodeploy.train.checkpoint import write_together
+
     matplotlib.use("Agg")
+    write_together(out, lambda folder: _write_files(folder, report))
+
+
+def _write_files(out: Path, report: dict) -> None:
+    import json
+
     import matplotlib.pyplot as plt
 
     from neurodeploy.train.checkpoint import atomic_write_bytes
 
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "energy.json", json.dumps(report, indent=2).encode())
     atomic_write_bytes(out / "energy.md", markdown(report).encode())
 

@@ -46,7 +46,7 @@ from neurodeploy.sweep.spec import (
     split_values,
     toml_value,
 )
-from neurodeploy.train.checkpoint import atomic_write_bytes
+from neurodeploy.train.checkpoint import atomic_write_bytes, write_together
 
 REPORT_FORMAT = "neurodeploy-sweep-report/2"
 FINAL_EVALUATIONS = 3  # the final return averages this many last evaluations
@@ -407,11 +407,14 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
 def write_report(
     sweep_dir: Path, baselines: str | list[str] | None = None, out: Path | None = None
 ) -> dict:
-    """Write report.json, report.md and curves.png into ``out`` (default: the sweep dir)."""
+    """Write report.json, report.md and curves.png into ``out`` (default: the sweep dir),
+    all three or none (:func:`write_together`)."""
     report, runs = build_report(sweep_dir, baselines)
-    out = Path(out) if out else Path(sweep_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-    atomic_write_bytes(out / "report.md", markdown(report).encode())
-    plot_curves(report, runs, out / "curves.png")
+
+    def write(folder: Path) -> None:
+        atomic_write_bytes(folder / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+        atomic_write_bytes(folder / "report.md", markdown(report).encode())
+        plot_curves(report, runs, folder / "curves.png")
+
+    write_together(Path(out) if out else Path(sweep_dir), write)
     return report

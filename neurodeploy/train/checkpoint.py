@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,6 +38,31 @@ def atomic_torch_save(obj, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_together(out: Path, write: Callable[[Path], None]) -> None:
+    """Write several files into ``out`` as one: ``write(folder)`` writes them all into a
+    temporary folder inside ``out``, then each is renamed into place. A failure while
+    writing (or a name in ``out`` that is a folder) leaves ``out`` as it was."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(".together.*.tmp"):  # left by a killed write
+        pid = old.name.split(".")[2]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = out / f".together.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        names = sorted(p.name for p in tmp.iterdir())
+        for name in names:  # every rename must be able to succeed before the first one
+            if (out / name).is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(out / name))
+        for name in names:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def safe_torch_load(path: Path, what: str = "file") -> dict:
