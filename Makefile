@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEPS   := pyproject.toml requirements.txt requirements-lava.txt
+DEPS   := pyproject.toml requirements.txt requirements-lava.txt requirements-test.txt
 
 .PHONY: install test test-all demo lint clean
 
@@ -16,6 +16,7 @@ $(STAMP): $(DEPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps --ignore-requires-python -r requirements-lava.txt
+	$(BIN)/pip install -q --no-deps -r requirements-test.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	@# OSMesa renders MuJoCo offscreen for `run --record`; optional, so a failure only says so
 	@dpkg -s libosmesa6 >/dev/null 2>&1 || apt-get install -y -q libosmesa6 >/dev/null 2>&1 \

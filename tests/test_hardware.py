@@ -308,3 +308,67 @@ def test_the_ann_side_names_its_platform_and_reads_its_weights():
     assert row["ann_nj"] == pytest.approx(macs * (4.6 + 10.0) / 1e3)
     cmos = E.energy(E.load_profile("cmos45nm"), ops, macs, 8)
     assert cmos["snn_nj"] == pytest.approx(100 * (0.9 + 10.0) / 1e3)
+
+
+def test_exact_synaptic_events_by_hand():
+    """Each spike costs its own neuron's non-zero outgoing weights (NeuroBench's count), not
+    the layer's mean fan-out; count_ops takes that exact count when the trains were kept."""
+    from neurodeploy.hardware.workload import synaptic_events
+
+    w0 = np.array([[1, 0, 2], [0, 0, 3]])  # fan-out per input neuron: 1, 0, 2
+    x0 = np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1]])  # neuron 0 fires twice, 1 once, 2 twice
+    w1 = np.array([[4, 0]])
+    x1 = np.array([[1, 1], [0, 1]])
+    assert synaptic_events([x0, x1], [w0, w1]) == [2 * 1 + 1 * 0 + 2 * 2, 1 * 1 + 2 * 0]
+    ops = E.count_ops([5.0, 3.0, 1.0], [3, 2, 1], [w0, w1], 7, sops_per_layer=[6.0, 1.0])
+    assert ops["sops_per_layer"] == [6.0, 1.0] and ops["sops"] == 7.0
+
+
+def test_bench_energy_sops_equal_neurobench_effective_acs(pendulum_run, tmp_path):
+    """NeuroBench's own Benchmark, hooking the Linear synapses of the shipped core on the same
+    closed-loop chip input, counts exactly bench-energy's synaptic ops; its other workload and
+    static metrics agree with the bundle's spikes and policy.net."""
+    pytest.importorskip("neurobench")
+    report = bench_energy(pendulum_run, episodes=1, out=tmp_path / "e")
+    nb = report["neurobench"]
+    assert nb["available"] and nb["samples"] == 200
+    assert nb["effective_acs"] == pytest.approx(report["ops"]["sops"], rel=1e-12)
+    assert nb["effective_macs"] == 0  # the population encoder sends binary spikes
+    layers = read_netx(pendulum_run / "bundle-loihi2" / "policy.net")
+    neurons, T = sum(f.size for f in layers), 5
+    spikes = report["ops"]["spiking_neuron_steps"]
+    assert nb["activation_sparsity"] == pytest.approx(1 - spikes / (neurons * T), rel=1e-12)
+    weights = sum(f.weight.size for f in layers)
+    assert nb["parameter_count"] == weights + neurons  # weights and one bias per neuron
+    assert nb["footprint_bytes"] == 4 * (weights + neurons)
+    zeros = sum(int((f.weight == 0).sum()) for f in layers)
+    assert nb["connection_sparsity"] == round(zeros / weights, 4)
+    assert nb["dense_ops"] == sum(f.weight.size for f in layers) * T
+    assert "NeuroBench workload metrics" in (tmp_path / "e" / "energy.md").read_text()
+
+
+def test_neurobench_missing_is_reported_not_raised(pendulum_run, monkeypatch):
+    from neurodeploy.hardware.workload import neurobench_metrics
+
+    monkeypatch.setitem(sys.modules, "neurobench", None)
+    layers = read_netx(pendulum_run / "bundle-loihi2" / "policy.net")
+    frames = np.zeros((2, 5, layers[0].weight.shape[1]))
+    out = neurobench_metrics(layers, frames)
+    assert out["available"] is False and "requirements-test.txt" in out["reason"]
+
+
+def test_neurobench_leaves_lava_importable(pendulum_run):
+    """NeuroBench's tqdm would fix the multiprocessing start method, and Lava's import (which
+    sets 'fork') would then fail; run in a fresh process so Lava is not imported yet."""
+    pytest.importorskip("neurobench")
+    code = (
+        "import sys, numpy as np; from pathlib import Path\n"
+        "from neurodeploy.export.netx import read_netx\n"
+        "from neurodeploy.hardware.workload import neurobench_metrics\n"
+        f"layers = read_netx(Path({str(pendulum_run)!r}) / 'bundle-loihi2' / 'policy.net')\n"
+        "frames = np.zeros((3, 5, layers[0].weight.shape[1]))\n"
+        "assert neurobench_metrics(layers, frames)['available']\n"
+        "from neurodeploy.lava_compat import import_lava\n"
+        "import_lava('lava.magma.core.process.process')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -244,3 +244,39 @@ def test_unknown_schedule_is_a_clear_error():
         make_schedule("cosine")
     with pytest.raises(ConfigError, match="return_high"):
         make_schedule("adaptive", return_low=1.0, return_high=0.0)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "loihi"])
+def test_neurobench_hooks_every_synapse_of_the_actor(neuron):
+    """Every SpikingLayer's synapse is an nn.Linear the layer calls as a module, so
+    NeuroBench's forward hooks see each step's input spikes: its effective ACs are the
+    spikes into each layer times that layer's fan-out (float weights: none zero). The
+    synapse keeps its state-dict names, so saved policies still load."""
+    pytest.importorskip("neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+
+    from neurodeploy.hardware.workload import run_benchmark
+
+    torch.manual_seed(0)
+    actor = build_actor(
+        ActorConfig(3, 1, [-2.0], [2.0], hidden=[32, 16], neuron=NeuronConfig(model=neuron))
+    )
+    assert "layers.0.linear.weight" in actor.state_dict()
+    assert all(isinstance(layer.linear, torch.nn.Linear) for layer in actor.layers)
+    obs = torch.randn(12, 3)
+    with torch.no_grad():
+        actor(obs)
+    trains = list(actor.spike_trains.values())
+    expected = sum(
+        float((x != 0).sum()) * layer.out_features
+        for x, layer in zip(trains[:-1], actor.layers, strict=True)
+    )
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(obs, torch.zeros(12)), batch_size=12
+    )
+    bench = Benchmark(TorchModel(actor), loader, [], [], [[], [SynapticOperations]])
+    ops = run_benchmark(bench)["SynapticOperations"]  # leaves Lava importable afterwards
+    assert ops["Effective_ACs"] == pytest.approx(expected / 12)
+    assert ops["Effective_MACs"] == 0  # the population decoder is no nn.Linear

@@ -246,3 +246,19 @@ def test_stateful_bench_energy_counts_t_lava_steps_per_action(stateful_policy, t
     layers = read_netx(bundle / "policy.net", schedule["input_message_bits"])
     assert len(layers) >= 2  # so T + L would have been at least 3
     assert report["ops"]["neuron_updates"] == sum(f.size for f in layers) * 1
+
+
+def test_stateful_bench_energy_sops_equal_neurobench(stateful_policy, tmp_path):
+    """A stateful core through NeuroBench (one sample per control step, state carried, Lava's
+    one-step delay): its ACs (+ MACs for graded input) are bench-energy's synaptic ops."""
+    pytest.importorskip("neurobench")
+    from neurodeploy.hardware.bench import bench_energy
+
+    bundle = export_bundle(stateful_policy, "loihi2", tmp_path / "b", observations=16)
+    report = bench_energy(bundle, episodes=1, out=tmp_path / "e")
+    nb = report["neurobench"]
+    assert nb["available"] and report["ops"]["sops"] > 0
+    counted = nb["effective_acs"] + nb["effective_macs"]
+    assert counted == pytest.approx(report["ops"]["sops"], rel=1e-12)
+    graded = json.loads((bundle / "manifest.json").read_text())["codec"]["encoder"] == "direct"
+    assert (nb["effective_macs"] > 0) == graded  # graded input: MACs in NeuroBench's terms

@@ -39,16 +39,21 @@ def lif_layer(fixed: FixedLayer, spikes_in: np.ndarray, state=None):
 
     ``state`` None starts from zero.
     """
-    T, B = spikes_in.shape[:2]
-    w = fixed.weight.T.astype(np.int64)
+    # every step's synaptic input at once (the input trains are known in full): one matmul
+    return lif_dynamics(fixed, _exact_matmul(spikes_in, fixed.weight.T.astype(np.int64)), state)
+
+
+def lif_dynamics(fixed: FixedLayer, synaptic: np.ndarray, state=None):
+    """The neurons alone: ``synaptic`` [T, B, out], the integer product input @ weight.T
+    (before the weight exponent) -> spikes [T, B, out] (0/1) and the final (u, v)."""
+    T, B = synaptic.shape[:2]
     bias = fixed.effective_bias().astype(np.int64)
     if state is None:
         state = (np.zeros((B, fixed.size), np.int64), np.zeros((B, fixed.size), np.int64))
     u, v = (x.copy() for x in state)
     out = np.zeros((T, B, fixed.size), np.int8)
     vth = fixed.vth << 6
-    # every step's synaptic input at once (the input trains are known in full): one matmul
-    a_all = _exact_matmul(spikes_in, w)
+    a_all = np.asarray(synaptic, np.int64)
     exp = fixed.weight_exp
     a_all = (a_all << exp if exp >= 0 else a_all >> -exp) << 6
     for t in range(T):

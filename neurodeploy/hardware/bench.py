@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from neurodeploy.errors import BundleError
+from neurodeploy.export.loihi2 import chip_input
 from neurodeploy.export.netx import read_netx
 from neurodeploy.hardware import energy as E
+from neurodeploy.hardware import workload
 from neurodeploy.hardware.backends import bundle_schedule, shipped
 from neurodeploy.hardware.runner import open_target, run_policy
 from neurodeploy.snn import SpikingActor
@@ -37,9 +41,22 @@ def bench_energy(
     fixed = read_netx(shipped(bundle, "policy.net"), int(schedule["input_message_bits"]))
     T = int(schedule["timesteps_per_action"])
     lava_steps = int(schedule["lava_steps_per_action"])
-    counted = run_policy(bundle, "emulator", episodes, seed)  # spikes identical to Lava fixed_pt
+    # spikes identical to Lava fixed_pt; every control step's trains are kept
+    steps: list[list[np.ndarray]] = []  # per control step: chip-input frames, each layer's
+    starts: list[int] = []  # the control step each episode began with
+
+    def keep(env, policy, episode, step, action, total):
+        if step == 1:
+            starts.append(len(steps))
+        frames = chip_input(policy.trains[0], actor.graded_input)
+        steps.append([frames, *(np.asarray(t, np.int8) for t in policy.trains[1:-1])])
+
+    counted = run_policy(bundle, "emulator", episodes, seed, on_step=keep)
+    stateful = actor.config.mode == "stateful"
+    inputs = _synapse_inputs(steps, starts, stateful)
+    exact = [s / len(steps) for s in workload.synaptic_events(inputs, [f.weight for f in fixed])]
     ops = E.count_ops(
-        counted.spikes_per_step, counted.layer_sizes, [f.weight for f in fixed], lava_steps
+        counted.spikes_per_step, counted.layer_sizes, [f.weight for f in fixed], lava_steps, exact
     )
     macs = E.ann_macs(actor.config.obs_dim, actor.config.act_dim)
     report = {
@@ -53,6 +70,10 @@ def bench_energy(
         "ann_macs": macs,
         "lava_steps_per_action": lava_steps,
         "firing_rates": _rates(counted, T),
+        # the same control steps' chip input, through NeuroBench's own hooks and metrics
+        "neurobench": workload.neurobench_metrics(
+            fixed, np.stack([s[0] for s in steps]), stateful, starts
+        ),
         "profiles": {},
         "simulation_latency": {},
     }
@@ -69,6 +90,22 @@ def bench_energy(
         }
     E.write_report(Path(out) if out else bundle, report)
     return report
+
+
+def _synapse_inputs(steps, starts, stateful: bool) -> list[np.ndarray]:
+    """What each layer's synapses received over the run, [steps * T, n] per layer. Stateful:
+    Lava's Dense delays every input one step, zero at an episode's start (the emulator's
+    ``timing.delayed``), so an episode's last step never reaches the next layer."""
+    inputs = []
+    for i in range(len(steps[0])):
+        episodes = []
+        for begin, end in zip(starts, [*starts[1:], len(steps)], strict=True):
+            trains = np.concatenate([s[i] for s in steps[begin:end]])
+            if stateful:
+                trains = np.concatenate([np.zeros_like(trains[:1]), trains[:-1]])
+            episodes.append(trains)
+        inputs.append(np.concatenate(episodes))
+    return inputs
 
 
 def _rates(counted, timesteps: int) -> dict[str, float]:

@@ -98,15 +98,24 @@ def mean_fanout(weights: list[np.ndarray]) -> list[float]:
 
 
 def count_ops(
-    spikes_per_step: list[float], layer_sizes: list[int], weights: list[np.ndarray], lava_steps: int
+    spikes_per_step: list[float],
+    layer_sizes: list[int],
+    weights: list[np.ndarray],
+    lava_steps: int,
+    sops_per_layer: list[float] | None = None,
 ) -> dict:
     """Per control step: SOPs per layer, neuron updates, spiking neurons, from measured spikes.
 
     ``spikes_per_step`` and ``layer_sizes`` list the encoder first, then each layer;
     ``weights`` are the on-chip weight matrices (encoder -> layer 0, layer 0 -> layer 1, ...).
+    ``sops_per_layer``: the exact count (each spike times its own neuron's non-zero outgoing
+    weights, ``workload.synaptic_events``) where the caller kept the spike trains; without
+    it, spikes times the mean fan-out.
     """
     fanout = mean_fanout(weights)
     sops = [s * f for s, f in zip(spikes_per_step[:-1], fanout, strict=True)]
+    if sops_per_layer is not None:
+        sops = [float(s) for s in sops_per_layer]
     updates = sum(layer_sizes[1:]) * lava_steps
     return {
         "sops_per_layer": sops,
@@ -169,6 +178,24 @@ def markdown(report: dict) -> str:
         f"{ops['neuron_updates']:.0f} neuron updates; ANN counterpart {report['ann_macs']:,} MACs.",
         "",
     ]
+    nb = report.get("neurobench")
+    if nb and nb.get("available"):
+        lines += [
+            f"## NeuroBench workload metrics (neurobench {nb['version']}, {nb['samples']} "
+            "control steps)",
+            "",
+            "| effective ACs | effective MACs | activation sparsity | parameters | "
+            "footprint (bytes) | connection sparsity |",
+            "|---|---|---|---|---|---|",
+            f"| {nb['effective_acs']:.1f} | {nb['effective_macs']:.1f} | "
+            f"{nb['activation_sparsity']:.4f} | {nb['parameter_count']} | "
+            f"{nb['footprint_bytes']} | {nb['connection_sparsity']:.4f} |",
+            "",
+            f"Model: {nb['model']}. Per control step (one NeuroBench sample).",
+            "",
+        ]
+    elif nb:
+        lines += ["## NeuroBench workload metrics", "", nb["reason"], ""]
     for name, row in report["profiles"].items():
         lines += [
             f"## {name}",
