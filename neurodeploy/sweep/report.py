@@ -222,6 +222,7 @@ def build_report(
         "overrides": manifest.get("overrides", {}),
         "groups": rows,
         "unfinished": [r.name for r in runs if not r.finished],
+        "baselines": list(baselines or []),  # as given, so the report can be rebuilt
         "apg": [apg_table(rows, base) for base in bases],
     }
     return report, runs
