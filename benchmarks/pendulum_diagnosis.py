@@ -132,8 +132,8 @@ def main() -> None:
                 if not finished(run):
                     train(variant, seed, run, args.reference)
     curves: dict[str, dict[int, list]] = {}
-    lines = ["| variant | seeds | final (mean of last 3 evals) | max eval | max - final | per seed final |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| variant | seeds | final (mean of last 3 evals) | max eval | max - final "
+             "| per seed final |", "|---|---|---|---|---|---|"]  # fmt: skip
     for variant in VARIANTS:
         runs = sorted((args.runs / variant).glob("seed*"))
         done = {int(r.name[4:]): curve(r) for r in runs if finished(r)}

@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import tomli_w
+import torch
 
 from neurodeploy.envs import make_env
 from neurodeploy.train.checkpoint import atomic_torch_save, atomic_write_bytes, safe_torch_load
@@ -210,7 +210,8 @@ def main() -> None:
                                   args.seed + EVAL_SEED_OFFSET)  # fmt: skip
             rate = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
             rows.append({"step": step, "eval_return_mean": float(np.mean(returns)),
-                         "eval_return_std": float(np.std(returns)), "steps_per_s": rate})  # fmt: skip
+                         "eval_return_std": float(np.std(returns)),
+                         "steps_per_s": rate})  # fmt: skip
             write_metrics(out / "metrics.csv", rows)
             print(f"step {step:,}: eval {np.mean(returns):.1f} ({rate:.1f} steps/s)", flush=True)
             tick, tick_step = time.perf_counter(), step

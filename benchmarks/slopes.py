@@ -1,8 +1,9 @@
 """Surrogate slope schedules on the stateful pendulum recipe: fixed k=1, fixed k=100, adaptive.
 
-Adaptive-surrogate paper (Van den Berghe et al., NeurIPS 2025): in online TD3, shallow or scheduled slopes beat steep
-fixed slopes. Each (schedule, seed) run lives in RUNS/<schedule>-s<seed>; finished runs are
-reused, missing ones are trained with --train (``--jobs 2`` trains two at a time).
+Adaptive-surrogate paper (Van den Berghe et al., NeurIPS 2025): in online TD3, shallow or
+scheduled slopes beat steep fixed slopes. Each (schedule, seed) run lives in
+RUNS/<schedule>-s<seed>; finished runs are reused, missing ones are trained with --train
+(``--jobs 2`` trains two at a time).
 
     python benchmarks/slopes.py --runs runs/slopes --train --jobs 2
 """

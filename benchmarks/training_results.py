@@ -62,7 +62,8 @@ def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[s
     from neurodeploy.train.config import resolve
 
     values = dict(item.split("=") for item in extra)
-    cfg, _ = resolve(recipe, {"steps": steps, "seed": seed, **{k: int(v) for k, v in values.items()}})
+    values = {k: int(v) for k, v in values.items()}
+    cfg, _ = resolve(recipe, {"steps": steps, "seed": seed, **values})
     return [sys.executable, str(ROOT / "benchmarks" / "reference_run.py"),
             "--reference", str(reference), "--env", cfg.env, "--seed", str(seed),
             "--steps", str(steps), "--start-steps", str(cfg.start_steps),
@@ -86,8 +87,8 @@ def publish(env: str, runs: Path, results: Path) -> dict:
             name = f"reference/seed{seed}"
             _copy(run, dest / name)
             trials.append({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed})
-    manifest = {**manifest, "trials": trials,
-                "note": "finished trials only, copied by benchmarks/training_results.py publish"}  # fmt: skip
+    note = "finished trials only, copied by benchmarks/training_results.py publish"
+    manifest = {**manifest, "trials": trials, "note": note}
     atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return write_report(dest, BASELINES)
 
@@ -107,7 +108,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--seed", type=int, default=0, help="reference: the seed")
     parser.add_argument("--reference", type=Path, help="reference checkout at 8d1635f")
-    parser.add_argument("--lanes", type=int, default=1, help="sweep: trials at once (1 thread each)")
+    parser.add_argument("--lanes", type=int, default=1, help="sweep: trials at once")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if args.action == "sweep":

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 from neurodeploy.export.bundle import export_bundle
 from neurodeploy.hardware.bench import bench_energy
 from neurodeploy.hardware.runner import run_policy
@@ -35,10 +37,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "zoo"
 
 
-def returns(policy: Path, backend: str, episodes: int) -> dict:
-    result = run_policy(policy, backend, episodes, seed=0)
+def returns(policy: Path, backend: str, episodes: int, hover: bool = False) -> dict:
+    """Returns per episode; for QuadHover also the hover error (as benchmarks/quad.py: mean
+    distance to the target over the last 100 of 500 steps, a crash staying where it fell)."""
+    distances: dict[int, list[float]] = {}
+
+    def observe(episode, obs):
+        distances.setdefault(episode, []).append(float(np.linalg.norm(obs[:3])))
+
+    result = run_policy(policy, backend, episodes, seed=0, observe=observe if hover else None)
     values = [float(r) for r in result.returns]
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_episode": values}
+    out = {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_episode": values}
+    if hover:
+        from quad_bc import tail_error
+
+        out["hover_error_m"] = float(np.mean([tail_error(d) for d in distances.values()]))
+    return out
 
 
 def provenance(run_config: Path, recipe: str, command: str) -> dict:
@@ -69,6 +83,7 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the exact command that trained it")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--min-return", type=float, help="refuse a policy below this return")
+    parser.add_argument("--max-hover-error", type=float, help="QuadHover: refuse above this (m)")
     args = parser.parse_args()
     run_config = args.policy.parent / "config.toml"
     if not run_config.is_file():
@@ -80,12 +95,17 @@ def main() -> None:
         entry = tmp / args.name
         entry.mkdir()
         shutil.copy2(args.policy, entry / "policy.pt")
-        torch_returns = returns(entry / "policy.pt", "torch", args.episodes)
+        hover = "QuadHover" in cfg["env"]
+        torch_returns = returns(entry / "policy.pt", "torch", args.episodes, hover)
         bundle = export_bundle(entry / "policy.pt", "loihi2", tmp / "bundle", observations=128)
-        sim_returns = returns(bundle, "loihi2-sim", args.episodes)
+        sim_returns = returns(bundle, "loihi2-sim", args.episodes, hover)
         worst = min(torch_returns["mean"], sim_returns["mean"])
         if args.min_return is not None and worst < args.min_return:
             sys.exit(f"error: {args.policy} returns {worst:.1f} < --min-return {args.min_return}")
+        if args.max_hover_error is not None:
+            error = max(r["hover_error_m"] for r in (torch_returns, sim_returns))
+            if error > args.max_hover_error:
+                sys.exit(f"error: hover error {error:.3f} m > --max-hover-error")
         energy = bench_energy(bundle, episodes=3, out=tmp / "energy", latency_episodes=1)
         rates = energy["firing_rates"]
         card = {

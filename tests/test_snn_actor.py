@@ -154,7 +154,7 @@ def test_bad_config_values_are_clear_errors():
 
 
 def test_loihi_layer_matches_integer_dense_and_lif():
-    """Quantised Dense (w_int, weight_exp) + LIF in integers, written from the lava-nc 0.10.0 LIF equations."""
+    """Quantised Dense (w_int, weight_exp) + LIF in integers, from the lava-nc 0.10.0 equations."""
     torch.manual_seed(3)
     layer = SpikingLayer(40, 24, NeuronConfig("loihi", du=300, dv=700, vth=200))
     with torch.no_grad():

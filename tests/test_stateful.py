@@ -96,7 +96,8 @@ def test_a_critic_only_update_never_runs_the_snn():
     proxy = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     bounds = torch.tensor([-2.0]), torch.tensor([2.0])
     settings = TD3Settings(policy_delay=2)
-    algo = SequenceTD3(actor, Critic(3, 1, 16), settings, *bounds, make_target(actor, settings, proxy), 4)
+    target = make_target(actor, settings, proxy)
+    algo = SequenceTD3(actor, Critic(3, 1, 16), settings, *bounds, target, 4)
     buf = SequenceBuffer(3, 1, 100, length=10, stride=5, burn_in=4)
     for t in range(20):
         buf.add(np.random.randn(3), np.zeros(1), 0.0, np.random.randn(3), t == 19, np.zeros(1))

@@ -1,7 +1,7 @@
 """``neurodeploy/QuadHover-v0``: a Crazyflie 2.1-class quadrotor that must hover at the origin.
 
-The task of the adaptive-surrogate paper (Van den Berghe et al., NeurIPS 2025): 100 Hz control, 500-step
-episodes, 18 observations, 4 motor commands in [-1, 1], termination when the
+The task of the adaptive-surrogate paper (Van den Berghe et al., NeurIPS 2025): 100 Hz
+control, 500-step episodes, 18 observations, 4 motor commands in [-1, 1], termination when the
 quadrotor leaves the 0.6 m ball around the target.
 
 Physical parameters (SI units):
@@ -38,7 +38,8 @@ the gyroscopic term (its magnitude is kept, so a fast spin cannot blow up); the 
 uses the exact rotation of the (constant) body rate over the sub-step (Rodrigues), so it
 stays a rotation matrix.
 
-Reward (Van den Berghe et al., NeurIPS 2025): ``C_s - C_p |p|^2 - C_v |v|^2 - C_q (1 - R_zz) - C_a |(a+1)/2 - C_ab|^2``
+Reward (Van den Berghe et al., NeurIPS 2025):
+``C_s - C_p |p|^2 - C_v |v|^2 - C_q (1 - R_zz) - C_a |(a+1)/2 - C_ab|^2``
 with C_s = 1, C_q = 0.25 (attitude error 1 - cos(tilt)), C_ab = 0.667 and a curriculum
 (``set_curriculum(progress)``, progress in [0, 1]) raising C_p 1.0 -> 3.5, C_v 0.01 -> 0.10
 and C_a 0.14 -> 0.5 linearly.

@@ -23,7 +23,6 @@ import torch
 from neurodeploy.envs import check_env_id, make_env
 from neurodeploy.errors import BundleError, CheckpointError, ExportError, NeurodeployError
 from neurodeploy.export import emulator, loihi2
-from neurodeploy.export.readme import write_readme
 from neurodeploy.export.nir_graph import (
     DISCRETISATION,
     DT,
@@ -36,6 +35,7 @@ from neurodeploy.export.nir_graph import (
     simulate_nir,
     write_nir,
 )
+from neurodeploy.export.readme import write_readme
 from neurodeploy.snn import SpikingActor, actor_from_payload
 from neurodeploy.train.checkpoint import atomic_write_bytes, replay_observations
 from neurodeploy.train.loop import check_writable_dir

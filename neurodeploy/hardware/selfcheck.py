@@ -1,7 +1,8 @@
 """Self-check of the Lava stack: source -> Dense -> LIF, 20 steps, float and fixed point.
 
 The expected spike counts come from a plain-integer hand computation of the
-Lava LIF and Dense fixed-point equations (lava-nc 0.10.0), including the one-step delay that Dense adds.
+Lava LIF and Dense fixed-point equations (lava-nc 0.10.0), including the one-step delay
+that Dense adds.
 """
 
 from __future__ import annotations

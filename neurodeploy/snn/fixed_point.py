@@ -1,4 +1,4 @@
-"""The Loihi 2 fixed-point grid (lava-nc 0.10.0 fixed point), shared by the ``loihi`` neuron and the exporter.
+"""The Loihi 2 fixed-point grid (lava-nc 0.10.0), shared by the ``loihi`` neuron and the exporter.
 
 A layer's float weights ``W`` live in the units of the float LIF, whose
 threshold is ``threshold`` (0.5 for the paper LIF). On the chip an input spike

@@ -241,8 +241,9 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
     }
     methods: dict[str, dict] = {}
     for r in rows:
-        if _matches(r["point"], base) or not r["max_avg_return"] or not set(base) <= set(r["point"]):
-            continue  # the baseline itself, unfinished, or a group outside the grid
+        outside = not set(base) <= set(r["point"])  # e.g. the reference implementation
+        if _matches(r["point"], base) or not r["max_avg_return"] or outside:
+            continue
         name = point_label({k: r["point"][k] for k in base})
         ctx = context(r["point"])
         if ctx in baseline:

@@ -159,7 +159,9 @@ def check_option(name: str, value, source: str = ""):
             except ConfigError:
                 if integer or not (option.above and option.low == 0):
                     raise
-                raise ConfigError(f"{name} entries must be positive and finite, got {value!r}")
+                raise ConfigError(
+                    f"{name} entries must be positive and finite, got {value!r}"
+                ) from None
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise ConfigError(f"{name} must be true or false, got {value!r}")
@@ -229,7 +231,7 @@ class TrainConfig:
     slope: float = 1.0
     slope_schedule: str = "fixed"  # fixed | interval | adaptive (see neurodeploy/snn/schedules.py)
     slope_params: dict = field(default_factory=dict)  # e.g. {return_low = -1500, return_high = 0}
-    # stateful actors (adaptive-surrogate paper, Van den Berghe et al., NeurIPS 2025; docs/stateful.md)
+    # stateful actors (Van den Berghe et al., NeurIPS 2025; docs/stateful.md)
     mode: str = "reset"  # reset: state cleared every action | stateful: carried across actions
     encoder: str = "population"  # population | direct
     decoder: str = "population"  # population | linear

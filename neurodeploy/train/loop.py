@@ -59,8 +59,8 @@ def actor_config(cfg: TrainConfig, env) -> ActorConfig:
         return ActorConfig(obs_dim, act_dim, low, high, kind="ann", hidden=list(cfg.hidden),
                            obs_scale=list(cfg.obs_scale))  # fmt: skip
     neuron = NeuronConfig(
-        model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope, reset=cfg.reset, decay=cfg.decay,
-        bias=cfg.bias,
+        model=cfg.neuron, surrogate=cfg.surrogate, slope=cfg.slope, reset=cfg.reset,
+        decay=cfg.decay, bias=cfg.bias,
     )  # fmt: skip
     return ActorConfig(
         obs_dim,

@@ -13,11 +13,12 @@ One update, read top to bottom:
 4. Every ``policy_delay`` updates: actor loss ``-Q1(s, actor(s))``, then Polyak
    ``theta' <- tau theta + (1 - tau) theta'`` for the critic target, and
    ``target.after_actor_step()`` (a Polyak target moves; a proxy does nothing).
-
-Steps 1 and 2 go through the target strategy (``neurodeploy/train/targets.py``). With smoothness weights (CAPS, Mysore et al.,
-   ICRA 2021) the loss is ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
+   With smoothness weights (CAPS, Mysore et al., ICRA 2021) the loss is
+   ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
    + lambda_S ||pi(s) - pi(s + N(0, sigma_S))||^2``: the Q term is normalised so the
    weights do not depend on the reward scale; it stops bang-bang chattering.
+
+Steps 1 and 2 go through the target strategy (``neurodeploy/train/targets.py``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class TD3Settings:
 
 
 class TD3:
-    """TD3 over any actor module; ``target`` is a :class:`PolyakTarget` or a :class:`ProxyTarget`."""
+    """TD3 over any actor; ``target`` is a :class:`PolyakTarget` or a :class:`ProxyTarget`."""
 
     def __init__(self, actor: nn.Module, critic: Critic, settings: TD3Settings,
                  action_low: torch.Tensor, action_high: torch.Tensor,
