@@ -152,8 +152,7 @@ def main() -> None:
     body = (
         f"Pendulum-v1, {STEPS:,} steps, 1,000 random start steps, evaluation every 1,000 steps "
         "(10 deterministic episodes, the same initial states for every run). Mean ± std over "
-        "the finished seeds. Curves: `docs/figures/pendulum_diagnosis.png`.\n\n"
-        + "\n".join(lines)
+        "the finished seeds. Curves: `docs/figures/pendulum_diagnosis.png`.\n\n" + "\n".join(lines)
     )
     print(body)
     write_section("pendulum_diagnosis", "Pendulum PT-LIF late decline: diagnosis (issue 15)", body)

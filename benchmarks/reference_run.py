@@ -79,8 +79,9 @@ def save(path: Path, agent, buffer, env, counters: dict) -> None:
         {
             "agent": {k: getattr(agent, k).state_dict() for k in AGENT_PARTS if hasattr(agent, k)},
             "total_it": agent.total_it,
-            "buffer": {k: torch.from_numpy(getattr(buffer, k)[:size].copy())
-                       for k in BUFFER_FIELDS},  # fmt: skip
+            "buffer": {
+                k: torch.from_numpy(getattr(buffer, k)[:size].copy()) for k in BUFFER_FIELDS
+            },  # fmt: skip
             "buffer_ptr": buffer.ptr,
             "numpy_global": json.dumps(_np_state_to_json(np.random.get_state())),
             "torch_rng": torch.get_rng_state(),

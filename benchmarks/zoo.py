@@ -125,9 +125,11 @@ def main() -> None:
             "nj_per_inference": {n: p["snn_nj"] for n, p in energy["profiles"].items()},
             "ann_nj_per_inference": {n: p["ann_nj"] for n, p in energy["profiles"].items()},
             "file_bytes": (entry / "policy.pt").stat().st_size,
-            "provenance": {**provenance(run_config, args.recipe, args.command),
-                           "policy_file": args.policy.name,
-                           "policy_step": policy_step(args.policy)},  # fmt: skip
+            "provenance": {
+                **provenance(run_config, args.recipe, args.command),
+                "policy_file": args.policy.name,
+                "policy_step": policy_step(args.policy),
+            },  # fmt: skip
         }
         (entry / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         if dest.exists():

@@ -270,8 +270,19 @@ def zoo_list(
         print(json.dumps({e.name: e.card for e in entries}))
         return
     table = Table(title="neurodeploy zoo: use as zoo:NAME in export, run, bench-energy")
-    for column in ("name", "env", "method", "seed", "steps", "torch return",
-                   "loihi2-sim return", "firing", "SOPs/action", "nJ/inference", "size"):
+    for column in (
+        "name",
+        "env",
+        "method",
+        "seed",
+        "steps",
+        "torch return",
+        "loihi2-sim return",
+        "firing",
+        "SOPs/action",
+        "nJ/inference",
+        "size",
+    ):
         table.add_column(column)  # fmt: skip
     for e in entries:
         c = e.card

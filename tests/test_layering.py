@@ -56,9 +56,7 @@ def upward_imports() -> list[str]:
 def test_the_import_reader_sees_function_level_imports():
     source = "def f():\n    from neurodeploy.hardware.runner import run_policy\n"
     assert neurodeploy_imports(source) == ["neurodeploy.hardware.runner"]
-    assert neurodeploy_imports("from neurodeploy import lava_compat") == [
-        "neurodeploy.lava_compat"
-    ]
+    assert neurodeploy_imports("from neurodeploy import lava_compat") == ["neurodeploy.lava_compat"]
 
 
 def test_no_module_imports_a_stage_above_its_own():

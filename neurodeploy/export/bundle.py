@@ -70,9 +70,7 @@ def read_policy(path: Path) -> tuple[SpikingActor, str, bytes]:
             f"policy {file} is corrupt or not a neurodeploy file ({reason})"
         ) from None
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
-        raise CheckpointError(
-            f"policy {file} holds no policy (it needs 'config' and 'state_dict')"
-        )
+        raise CheckpointError(f"policy {file} holds no policy (it needs 'config' and 'state_dict')")
     try:
         actor = actor_from_payload(payload, str(file))
     except NeurodeployError:

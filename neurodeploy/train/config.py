@@ -67,16 +67,19 @@ OPTIONS: dict[str, Option] = {
     "hidden": Option("actor hidden layer widths, e.g. [256, 256]", 1, 2**16),
     "critic_hidden": Option("width of both hidden layers of each twin critic", 1, 2**16),
     "timesteps": Option("SNN timesteps per action", 1, 1000),
-    "obs_scale": Option("factor per observation entry before the actor (empty: none)", 0.0, 1e9,
-                        above=True),  # fmt: skip
+    "obs_scale": Option(
+        "factor per observation entry before the actor (empty: none)", 0.0, 1e9, above=True
+    ),  # fmt: skip
     "population": Option("neurons per observation / action dimension (population codec)", 1, 1000),
     "surrogate": Option("surrogate gradient: rect | fast_sigmoid | arctan", choices=SURROGATES),
     "slope": Option("surrogate slope k (ignored by rect)", 0.0, 1e6, above=True),
-    "slope_schedule": Option("fixed | interval | adaptive: how k changes (not with rect)",
-                             choices=tuple(SCHEDULES)),  # fmt: skip
+    "slope_schedule": Option(
+        "fixed | interval | adaptive: how k changes (not with rect)", choices=tuple(SCHEDULES)
+    ),  # fmt: skip
     "slope_params": Option("schedule parameters, e.g. {return_low = -1500, return_high = 0}"),
-    "mode": Option("reset: state cleared every action | stateful: carried across actions",
-                   choices=MODES),  # fmt: skip
+    "mode": Option(
+        "reset: state cleared every action | stateful: carried across actions", choices=MODES
+    ),  # fmt: skip
     "encoder": Option("observation encoder", choices=("population", "place", "direct")),
     "decoder": Option("action decoder", choices=("population", "linear")),
     "reset": Option("neuron reset after a spike", choices=("hard", "subtract")),
@@ -91,8 +94,9 @@ OPTIONS: dict[str, Option] = {
     "guide": Option("run directory of a trained guide (observation = privileged)"),
     "guide_steps": Option("> 0 and no guide: first train a guide for this many steps", 0, BIG),
     "guide_history": Option("past actions the guide sees", 0, 1000),
-    "guide_obs_scale": Option("factor per first privileged entry (the guide's input)", 0.0, 1e9,
-                              above=True),  # fmt: skip
+    "guide_obs_scale": Option(
+        "factor per first privileged entry (the guide's input)", 0.0, 1e9, above=True
+    ),  # fmt: skip
     "guide_share_start": Option("steps the guide acts per episode in the first round", 0, BIG),
     "guide_share_step": Option("the guide's share shrinks by this much every round", 0, BIG),
     "guide_round_steps": Option("environment steps per guide round", 1, BIG),
@@ -172,9 +176,7 @@ def check_option(name: str, value, source: str = ""):
         elif not isinstance(value, str):
             raise ConfigError(f"{name} must be a string, got {value!r}")
         if option.choices and value not in option.choices:
-            raise ConfigError(
-                f"{name} must be one of {', '.join(option.choices)}, not {value!r}"
-            )
+            raise ConfigError(f"{name} must be one of {', '.join(option.choices)}, not {value!r}")
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc}") from None
     return value
