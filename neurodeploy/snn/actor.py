@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -235,7 +236,7 @@ class SpikingActor(nn.Module):
         if self.config.mode == "reset":
             obs_seq, state = obs_seq.reshape(1, L * B, -1), None
         n = len(self.layers)
-        enc_state, layer_states, frames = state if state is not None else (None, [None] * n, None)
+        enc_state, layer_states, frames = state or ActorState(None, [None] * n, None)
         x, enc_state = self.core_input(obs_seq, enc_state)
         spikes = {"encoder": x.detach()}
         new_states, new_frames = [], []
@@ -253,7 +254,7 @@ class SpikingActor(nn.Module):
         actions = self.decode(x)
         if self.config.mode == "reset":
             actions = actions.reshape(L, B, -1)
-        return actions, (enc_state, new_states, new_frames or None)
+        return actions, ActorState(enc_state, new_states, new_frames or None)
 
     def decode(self, out_spikes: torch.Tensor) -> torch.Tensor:
         """Output spike trains [L*T, B, n] -> actions [L, B, act_dim]: the firing rate over
@@ -332,9 +333,20 @@ class SpikingActor(nn.Module):
         return spec
 
 
+class ActorState(NamedTuple):
+    """A stateful actor's state between calls: the host encoder's potential, each layer's
+    neuron state, and (with ``synaptic_delay``) each layer's last input frame."""
+
+    encoder: torch.Tensor | None
+    layers: list
+    frames: list | None
+
+
 def _detach(state):
     if isinstance(state, torch.Tensor):
         return state.detach()
+    if hasattr(state, "_fields"):  # a named tuple: ActorState, LIFState, ...
+        return type(state)(*(_detach(s) for s in state))
     if isinstance(state, (tuple, list)):
         return type(state)(_detach(s) for s in state)
     return state

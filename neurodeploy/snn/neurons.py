@@ -25,6 +25,7 @@ Equations (Xu et al., Proxy Target, NeurIPS 2025; lava-nc 0.10.0 LIF):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -158,6 +159,40 @@ def loihi_step(a_in, u, v, du, dv, vth, bias, spike_fn, threshold=1.0):
     return s, u, v
 
 
+# --- states: one named tuple per model (as norse's functional states) ----------------------
+
+
+class LIFState(NamedTuple):
+    """Membrane potential ``v`` and the last step's spikes ``s`` (the reset reads them)."""
+
+    v: torch.Tensor
+    s: torch.Tensor
+
+
+class CLIFState(NamedTuple):
+    """Synaptic current ``c``, membrane potential ``v`` and the last step's spikes ``s``."""
+
+    c: torch.Tensor
+    v: torch.Tensor
+    s: torch.Tensor
+
+
+class DNState(NamedTuple):
+    """Input current ``c``, potential ``v``, recovery ``u`` and the last step's spikes ``s``."""
+
+    c: torch.Tensor
+    v: torch.Tensor
+    u: torch.Tensor
+    s: torch.Tensor
+
+
+class LoihiState(NamedTuple):
+    """Lava LIF's current ``u`` and voltage ``v``, integers held in float64."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+
+
 # --- modules ----------------------------------------------------------------------------
 
 
@@ -178,9 +213,13 @@ class Neuron(nn.Module):
         else:
             self.register_buffer(name, tensor)
 
-    def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, ...]:
-        zeros = torch.zeros(batch, self.size, device=device)
-        return tuple(zeros.clone() for _ in range(self.n_state))
+    State: type[NamedTuple]  # the model's state
+    state_dtype = torch.float32
+
+    def initial_state(self, batch: int, device=None) -> NamedTuple:
+        """The model's state at rest: every field zero, [batch, size]."""
+        zeros = torch.zeros(batch, self.size, device=device, dtype=self.state_dtype)
+        return self.State(*(zeros.clone() for _ in self.State._fields))
 
     def sequence(self, currents: torch.Tensor, state=None, **kwargs):
         """currents [T, B, N] -> spikes [T, B, N], final state (state None: start from zero)."""
@@ -194,7 +233,7 @@ class Neuron(nn.Module):
 
 
 class LIF(Neuron):
-    n_state = 2  # v, s
+    State = LIFState
 
     def __init__(self, size, config):
         super().__init__(size, config)
@@ -216,18 +255,18 @@ class LIF(Neuron):
             self.config.surrogate,
             self.spike_fn.slope,
         )
-        return spikes, (final_v, spikes[-1].detach())
+        return spikes, LIFState(final_v, spikes[-1].detach())
 
-    def forward(self, current, state):
-        v, s = state
+    def forward(self, current, state: LIFState):
         s, v = lif_step(
-            current, v, s, self.decay.clamp(0, 1), self.threshold, self.spike_fn, self.config.reset
-        )
-        return s, (v, s)
+            current, state.v, state.s, self.decay.clamp(0, 1), self.threshold, self.spike_fn,
+            self.config.reset,
+        )  # fmt: skip
+        return s, LIFState(v, s)
 
 
 class CLIF(Neuron):
-    n_state = 3  # c, v, s
+    State = CLIFState
 
     def __init__(self, size, config):
         super().__init__(size, config)
@@ -235,35 +274,34 @@ class CLIF(Neuron):
         self._param("decay", config.decay, config.learn_decay)
         self._param("threshold", config.threshold, config.learn_threshold)
 
-    def forward(self, current, state):
-        c, v, s = state
+    def forward(self, current, state: CLIFState):
         s, c, v = clif_step(
             current,
-            c,
-            v,
-            s,
+            state.c,
+            state.v,
+            state.s,
             self.current_decay.clamp(0, 1),
             self.decay.clamp(0, 1),
             self.threshold,
             self.spike_fn,
             self.config.reset,
         )
-        return s, (c, v, s)
+        return s, CLIFState(c, v, s)
 
 
 class DN(Neuron):
-    n_state = 4  # c, v, u, s
+    State = DNState
 
-    def forward(self, current, state):
-        c, v, u, s = state
-        s, c, v, u = dn_step(current, c, v, u, s, self.spike_fn)
-        return s, (c, v, u, s)
+    def forward(self, current, state: DNState):
+        s, c, v, u = dn_step(current, state.c, state.v, state.u, state.s, self.spike_fn)
+        return s, DNState(c, v, u, s)
 
 
 class LoihiCUBA(Neuron):
     """Lava's LIF on the Loihi 2 fixed-point grid; states are integers in float64."""
 
-    n_state = 2  # u, v
+    State = LoihiState
+    state_dtype = torch.float64
 
     def __init__(self, size, config):
         super().__init__(size, config)
@@ -282,17 +320,12 @@ class LoihiCUBA(Neuron):
         dv = _ste(self.dv, self.dv.round()).clamp(0, DECAY_UNITY - 1)
         return du, dv
 
-    def initial_state(self, batch, device=None):
-        zeros = torch.zeros(batch, self.size, device=device, dtype=torch.float64)
-        return zeros, zeros.clone()
-
-    def forward(self, a_in, state, bias=0.0):
-        u, v = state
+    def forward(self, a_in, state: LoihiState, bias=0.0):
         du, dv = self.integer_decays()
         s, u, v = loihi_step(
             a_in.double(),
-            u,
-            v,
+            state.u,
+            state.v,
             du.double(),
             dv.double(),
             self.vth.double(),
@@ -300,7 +333,7 @@ class LoihiCUBA(Neuron):
             self.spike_fn,
             self.threshold,
         )
-        return s.float(), (u, v)
+        return s.float(), LoihiState(u, v)
 
 
 NEURONS = {"lif": LIF, "clif": CLIF, "dn": DN, "loihi": LoihiCUBA}
