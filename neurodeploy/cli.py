@@ -135,6 +135,10 @@ def run(
     ] = "torch",
     episodes: Annotated[int, typer.Option()] = 5,
     seed: Annotated[int, typer.Option()] = 0,
+    envs: Annotated[
+        int,
+        typer.Option(help="environments stepped in lock-step, one policy copy each (seed + i)"),
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     record: Annotated[
         Path | None,
@@ -151,7 +155,7 @@ def run(
     path = zoo.resolve_source(path)
 
     if record is None:
-        summary = run_policy(path, backend, episodes, seed).summary()
+        summary = run_policy(path, backend, episodes, seed, envs=envs).summary()
     else:
         summary = record_policy(path, record, backend, episodes, seed).summary()
     if json_out:
@@ -162,6 +166,11 @@ def run(
         f"{summary['episodes']} episodes (lengths {summary['episode_lengths']}); latency per "
         f"control step median {summary['latency_ms_median']:.3f} ms, "
         f"p99 {summary['latency_ms_p99']:.3f} ms"
+        + (
+            f" per batch of {envs} envs; {summary['control_steps_per_s']:.1f} control steps/s"
+            if envs > 1
+            else ""
+        )
     )
     if record is not None:
         console.print(f"recording: {record}")

@@ -372,3 +372,54 @@ def test_neurobench_leaves_lava_importable(pendulum_run):
         "import_lava('lava.magma.core.process.process')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("backend", ["emulator", "loihi2-sim"])
+def test_many_envs_give_the_returns_of_single_runs(pendulum_run, backend):
+    # 3 episodes on 2 envs: a batch of 2, then a batch of 1 (the other slot idles)
+    many = run_policy(pendulum_run, backend, episodes=3, seed=4, max_steps=25, envs=2)
+    singles = [
+        run_policy(pendulum_run, backend, episodes=1, seed=4 + i, max_steps=25).summary()
+        for i in range(3)
+    ]
+    assert many.envs == 2 and len(many.latencies_ms) == 2 * 25
+    assert many.returns == [s["returns"][0] for s in singles]
+    assert many.lengths == [25, 25, 25]
+    # spikes per step counted on the active envs only: the mean of the single runs'
+    per_step = np.mean([s["spikes_per_step"][n] for s in singles for n in many.layer_names])
+    assert np.mean(many.spikes_per_step) == pytest.approx(per_step)
+    if backend == "loihi2-sim":
+        assert many.output_mismatches == 0
+
+
+@pytest.fixture(scope="module")
+def hopper_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("hopper")
+    torch.manual_seed(1)
+    actor = build_actor(ActorConfig(11, 3, [-1.0] * 3, [1.0] * 3, hidden=[16, 16]))
+    torch.save({**policy_payload(actor), "env": "Hopper-v4"}, run / "policy.pt")
+    export_bundle(run, "loihi2", run / "bundle-loihi2", observations=8)
+    return run
+
+
+def test_many_envs_handle_episodes_that_end_at_different_steps(hopper_run):
+    many = run_policy(hopper_run, "emulator", episodes=5, seed=0, envs=3)
+    singles = [run_policy(hopper_run, "emulator", episodes=1, seed=i) for i in range(5)]
+    assert len(set(many.lengths)) > 1  # Hopper falls at different times
+    assert many.lengths == [s.lengths[0] for s in singles]
+    assert many.returns == [s.returns[0] for s in singles]
+    total = sum(s.spikes_per_step[-1] * s.lengths[0] for s in singles)
+    assert many.spikes_per_step[-1] * sum(many.lengths) == pytest.approx(total)
+
+
+def test_a_lava_graph_of_n_copies_refuses_another_batch(pendulum_run):
+    from neurodeploy.export.bundle import open_policy
+
+    actor, _, bundle = open_policy(pendulum_run, "policy.net")
+    core = backends.Loihi2SimBackend(actor, bundle, envs=2)
+    try:
+        assert core.lava.processes[0][0].weights.shape[0] == 2 * actor.layers[0].out_features
+        with pytest.raises(BundleError, match="holds 2 copies"):
+            core.act(np.zeros((3, 3), np.float32))
+    finally:
+        core.close()

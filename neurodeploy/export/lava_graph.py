@@ -86,6 +86,21 @@ class LavaNetwork:
     def from_fixed(cls, layers: list[FixedLayer], timesteps: int, stateful=False) -> LavaNetwork:
         return cls([fixed_lif_params(f) for f in layers], timesteps, True, stateful)
 
+    def tiled(self, copies: int) -> LavaNetwork:
+        """``copies`` independent copies of this network as one network with N-wide
+        populations: block-diagonal weights, tiled biases, the same decays, thresholds and
+        schedule. Copy k reads input block k and writes output block k; since every
+        neuron's update is its own, each copy computes exactly what the single network does."""
+        params = []
+        for p in self.params:
+            q, (n_out, n_in) = dict(p), p["weights"].shape
+            q["weights"] = np.zeros((copies * n_out, copies * n_in), p["weights"].dtype)
+            for k in range(copies):
+                q["weights"][k * n_out : (k + 1) * n_out, k * n_in : (k + 1) * n_in] = p["weights"]
+            q["bias_mant"] = np.tile(p["bias_mant"], copies)
+            params.append(q)
+        return LavaNetwork(params, self.timesteps, self.fixed, self.stateful)
+
     @property
     def dtype(self):
         return np.int32 if self.fixed else float

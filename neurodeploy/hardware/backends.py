@@ -64,11 +64,17 @@ class Backend:
     export_hint = ""  # how to get that file
     spiking = False  # needs a spiking actor
 
-    def __init__(self, actor, bundle: Path | None):
+    def __init__(self, actor, bundle: Path | None, envs: int = 1):
         self.actor = actor
+        self.envs = envs  # environments stepped in lock-step: the batch every act gets
         self.names: list[str] = []  # populations whose spikes are counted
         self.trains: list[np.ndarray] = []  # the last act's spike trains, [T, B, n] per name
         self.counts = np.zeros(0)  # the last act's spikes per name, summed over the batch
+
+    def slot_counts(self) -> np.ndarray:
+        """The last act's spikes per batch row and name, [B, len(names)] (the direct
+        encoder's graded input counts its non-zero values)."""
+        return np.stack([np.count_nonzero(t, axis=(0, 2)) for t in self.trains], axis=1)
 
     @classmethod
     def check(cls, actor, bundle: Path | None, path: Path) -> None:
@@ -119,8 +125,8 @@ def bundle_schedule(bundle: Path) -> dict:
 
 @register("torch")
 class TorchBackend(Backend):
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         if isinstance(actor, SpikingActor):
             self.names = ["encoder", *actor.layer_names]
 
@@ -138,8 +144,8 @@ class OnnxBackend(Backend):
     needs = "policy.onnx"
     export_hint = "neurodeploy export RUN --target onnx"
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         import onnxruntime as ort
 
         file = shipped(bundle, self.needs)
@@ -159,8 +165,8 @@ class SpikingBackend(Backend):
     spiking = True
     fixed = True  # the core takes the chip's integer input (graded payloads)
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         self.names = ["encoder", *actor.layer_names]
         self.stateful = actor.config.mode == "stateful"
         self.encoder_state = None  # the host encoder's potential (carried when stateful)
@@ -180,7 +186,22 @@ class SpikingBackend(Backend):
         trains = self.core(enc)
         self.trains = [frames, *trains]
         self.counts = np.array([float(np.count_nonzero(enc))] + [float(t.sum()) for t in trains])
-        return self.actor.decode(torch.as_tensor(trains[-1]))[0].numpy()
+        self._enc = enc
+        return self.decode(trains[-1])
+
+    def slot_counts(self):
+        counts = super().slot_counts()
+        if self.fixed:  # the encoder's count is the chip's input, as in ``counts``
+            counts[:, 0] = np.count_nonzero(self._enc, axis=(0, 2))
+        return counts
+
+    def decode(self, out: np.ndarray) -> np.ndarray:
+        """Output spike trains [T, B, n] -> actions [B, act]. Row by row: torch's batched
+        matmul rounds differently from a batch of one, and a run of N environments must
+        give the returns of N single runs."""
+        out = torch.as_tensor(out)
+        rows = [self.actor.decode(out[:, i : i + 1])[0] for i in range(out.shape[1])]
+        return torch.cat(rows).numpy()
 
     def reset(self):
         super().reset()
@@ -194,8 +215,8 @@ class EmulatorBackend(SpikingBackend):
     needs = "policy.net"
     export_hint = "neurodeploy export RUN --target loihi2"
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         schedule = bundle_schedule(bundle)
         layers = read_netx(shipped(bundle, self.needs), int(schedule["input_message_bits"]))
         self.emulator = emulator.Emulator(layers, self.stateful)
@@ -212,8 +233,8 @@ class LavaBackend(SpikingBackend):
     """A Lava graph that extracts the output layer; a reference model counts every layer's
     spikes on the same input and its output is compared with Lava's."""
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         self.lava = None
         self.output_mismatches = 0  # actions whose Lava output differed from the reference
         self.actions = 0
@@ -232,8 +253,17 @@ class LavaBackend(SpikingBackend):
             self.lava.close()
 
     def check_batch(self, frames):
-        if frames.shape[1] != 1:
-            raise BundleError(f"backend {self.name!r} runs one environment per Lava graph")
+        if frames.shape[1] != self.envs:
+            raise BundleError(
+                f"backend {self.name!r} holds {self.envs} copies of the network; "
+                f"it was given a batch of {frames.shape[1]}"
+            )
+
+    def lava_step(self, frames: np.ndarray) -> np.ndarray:
+        """Input frames [T, B, n_in] -> the Lava graph's output spikes [T, B, n_out]; the B
+        copies of the network sit side by side in N-wide populations."""
+        T, B = frames.shape[:2]
+        return self.lava.step(frames.reshape(T, -1)).reshape(T, B, -1)
 
 
 @register("loihi2-sim")
@@ -244,20 +274,31 @@ class Loihi2SimBackend(LavaBackend):
     needs = "policy.net"
     export_hint = "neurodeploy export RUN --target loihi2"
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
+        from neurodeploy.export.lava_graph import LavaNetwork
         from neurodeploy.hardware.lava_runtime import LavaCore
 
         schedule = bundle_schedule(bundle)
         file = shipped(bundle, self.needs)
         layers = read_netx(file, int(schedule["input_message_bits"]))
         self.emulator = emulator.Emulator(layers, self.stateful)
-        self.lava = LavaCore.from_netx(file, schedule, layers[0].weight.shape[1])
+        if envs == 1:
+            self.lava = LavaCore.from_netx(file, schedule, layers[0].weight.shape[1])
+        else:  # the netx file's layers, N copies side by side (block-diagonal Dense)
+            net = LavaNetwork.from_fixed(layers, actor.config.timesteps, self.stateful)
+            net = net.tiled(envs)
+            if net.period != int(schedule["lava_steps_per_action"]):
+                raise BundleError(
+                    f"{bundle / 'manifest.json'} records {schedule['lava_steps_per_action']} "
+                    f"Lava steps per action; the network takes {net.period}"
+                )
+            self.lava = LavaCore.from_network(net)
 
     def core(self, frames):
         self.check_batch(frames)
         trains = self.emulator.step(frames)
-        out = self.lava.step(frames[:, 0])[:, None]
+        out = self.lava_step(frames)
         self.compare(out, trains[-1])
         if self.output_mismatches:
             raise BundleError(
@@ -280,14 +321,15 @@ class LavaFloatBackend(LavaBackend):
     export_hint = "neurodeploy export RUN --target lava"
     fixed = False
 
-    def __init__(self, actor, bundle):
-        super().__init__(actor, bundle)
+    def __init__(self, actor, bundle, envs=1):
+        super().__init__(actor, bundle, envs)
         from neurodeploy.export.lava_graph import LavaNetwork
         from neurodeploy.hardware.lava_runtime import LavaCore
 
         file = shipped(bundle, self.needs)
         hub = nir_to_layers(read_nir(file), str(file))
         net = LavaNetwork.from_float(hub, actor.config.timesteps, self.stateful, actor.graded_input)
+        net = net.tiled(envs) if envs > 1 else net
         self.lava = LavaCore.from_network(net)
 
     @torch.no_grad()
@@ -296,8 +338,8 @@ class LavaFloatBackend(LavaBackend):
         self.actor(x)  # the reference: every population's spikes, the encoder's frames
         reference = [self.actor.spike_trains[n].numpy() for n in self.names]
         self.check_batch(reference[0])
-        out = self.lava.step(reference[0][:, 0])[:, None]
+        out = self.lava_step(reference[0])
         self.compare(out, reference[-1].astype(np.int8))
         self.trains = [*reference[:-1], out]
         self.counts = np.array([float(np.count_nonzero(t)) for t in self.trains])
-        return self.actor.decode(torch.as_tensor(out))[0].numpy()
+        return self.decode(out)

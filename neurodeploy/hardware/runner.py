@@ -25,6 +25,7 @@ from neurodeploy.snn import SpikingActor
 
 BACKENDS = tuple(REGISTRY)
 MAX_EPISODES = 100_000
+MAX_ENVS = 256
 
 
 @dataclass
@@ -38,6 +39,14 @@ class RunResult:
     layer_sizes: list[int] = field(default_factory=list)
     # Lava backends: actions whose Lava output spikes differed from the reference model's
     output_mismatches: int | None = None
+    envs: int = 1  # environments stepped in lock-step; latencies are per batch of envs
+
+    @property
+    def control_steps_per_s(self) -> float:
+        """Aggregate env steps per second of policy time (an idle slot's actions not counted)."""
+        if self.envs == 1:
+            return float(1e3 / np.mean(self.latencies_ms))
+        return float(1e3 * sum(self.lengths) / np.sum(self.latencies_ms))
 
     def summary(self) -> dict:
         lat = np.asarray(self.latencies_ms)
@@ -53,7 +62,8 @@ class RunResult:
             "episode_lengths": self.lengths,
             "latency_ms_median": float(np.median(lat)),
             "latency_ms_p99": float(np.percentile(lat, 99)),
-            "control_steps_per_s": float(1e3 / lat.mean()),
+            "envs": self.envs,
+            "control_steps_per_s": self.control_steps_per_s,
             "spikes_per_step": dict(zip(self.layer_names, self.spikes_per_step, strict=True)),
             **extra,
         }
@@ -71,10 +81,12 @@ class _Policy:
     ``trains``: the last step's spike trains, [T, n] per population in ``names``.
     """
 
-    def __init__(self, actor, backend: str, bundle: Path | None, path: Path | None = None):
+    def __init__(
+        self, actor, backend: str, bundle: Path | None, path: Path | None = None, envs: int = 1
+    ):
         kind = lookup(backend)
         kind.check(actor, bundle, path or bundle)
-        self.impl = kind(actor, bundle)
+        self.impl = kind(actor, bundle, envs)
         self.actor, self.backend = actor, backend
         self.names = self.impl.names
         self.counts = np.zeros(len(self.names))
@@ -88,6 +100,15 @@ class _Policy:
             self.counts += self.impl.counts
             self.trains = [np.asarray(t)[:, 0] for t in self.impl.trains]
         return action
+
+    def act_batch(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Observations [N, obs] of N envs -> actions [N, act]; spikes are counted for the
+        ``active`` rows only (an env whose episode has ended idles)."""
+        actions = self.impl.act(np.asarray(obs, np.float32))
+        self.steps += int(active.sum())
+        if self.names:
+            self.counts += self.impl.slot_counts()[active].sum(axis=0)
+        return actions
 
     def reset(self) -> None:
         """A new episode: the actor's, the host encoder's and the core's state start at zero."""
@@ -112,15 +133,22 @@ def run_policy(
     on_step=None,
     render_mode: str | None = None,
     max_steps: int | None = None,
+    envs: int = 1,
 ) -> RunResult:
     """Run ``episodes`` episodes; ``observe(episode, obs)`` sees every observation.
 
     ``on_step(env, policy, episode, step, action, total)`` runs after every env step
     (``policy.trains``: that step's spike trains); ``max_steps`` ends an episode early.
+    ``envs`` > 1: that many copies of the env in lock-step, one backend holding as many
+    copies of the policy (:func:`_run_batched`); episode i is still seeded seed + i.
     """
     kind = lookup(backend)
     if not 1 <= episodes <= MAX_EPISODES:
         raise BundleError(f"--episodes must be 1 to {MAX_EPISODES}, not {episodes}")
+    if not 1 <= envs <= MAX_ENVS:
+        raise BundleError(f"--envs must be 1 to {MAX_ENVS}, not {envs}")
+    if envs > 1 and (on_step is not None or render_mode is not None):
+        raise BundleError("recording runs one environment; use --envs 1")
     actor, bundle_env, bundle = open_target(path, kind.needs)
     env_id = env_id or bundle_env
     if env_id != bundle_env and bundle_env:
@@ -131,6 +159,12 @@ def run_policy(
             f"{path} expects {actor.config.obs_dim} observations; {env_id} gives "
             f"{env.observation_space.shape[0]}"
         )
+    if envs > 1:
+        env.close()
+        return _run_batched(
+            actor, backend, bundle, Path(path), env_id, episodes, seed, envs,
+            progress, observe, max_steps,
+        )  # fmt: skip
     policy = _Policy(actor, backend, bundle, Path(path))
     returns, lengths, latencies = [], [], []
     try:
@@ -157,9 +191,6 @@ def run_policy(
     finally:
         policy.close()
         env.close()
-    sizes = []
-    if isinstance(actor, SpikingActor):
-        sizes = [actor.layers[0].in_features] + [layer.out_features for layer in actor.layers]
     return RunResult(
         backend,
         returns,
@@ -167,6 +198,69 @@ def run_policy(
         latencies,
         policy.names,
         list(policy.counts / max(policy.steps, 1)),
-        sizes,
+        _sizes(actor),
         policy.output_mismatches,
+    )
+
+
+def _sizes(actor) -> list[int]:
+    if not isinstance(actor, SpikingActor):
+        return []
+    return [actor.layers[0].in_features] + [layer.out_features for layer in actor.layers]
+
+
+def _run_batched(
+    actor, backend, bundle, path, env_id, episodes, seed, envs, progress, observe, max_steps
+) -> RunResult:
+    """N envs in lock-step (gymnasium's ``SyncVectorEnv``), one batch of N observations per
+    policy call. Episodes run in batches of N: batch b holds episodes bN .. bN + N - 1 (the
+    last batch may hold fewer), each env reset with seed + episode as a single run is, and
+    the backend reset (every copy's state zero) at the start of the batch. An env whose
+    episode has ended idles until the batch ends: the vector env resets it on its next step
+    and its actions, rewards and spikes are not counted. The returns therefore equal N single
+    runs' (the spiking backends are exact per row; torch and onnx up to float rounding of a
+    batched matmul)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    vec = SyncVectorEnv(
+        [lambda: make_env(env_id) for _ in range(envs)], autoreset_mode=AutoresetMode.NEXT_STEP
+    )
+    policy = _Policy(actor, backend, bundle, path, envs)
+    returns, lengths, latencies = [0.0] * episodes, [0] * episodes, []
+    try:
+        for first in range(0, episodes, envs):
+            count = min(envs, episodes - first)
+            obs, _ = vec.reset(seed=[seed + first + i for i in range(envs)])
+            policy.reset()
+            active = np.arange(envs) < count
+            while active.any():
+                for i in np.flatnonzero(active):
+                    check_observation(obs[i], env_id, lengths[first + i])
+                    if observe is not None:
+                        observe(first + i, obs[i])
+                start = time.perf_counter()
+                actions = policy.act_batch(obs, active)
+                latencies.append((time.perf_counter() - start) * 1e3)
+                obs, reward, term, trunc, _ = vec.step(np.asarray(actions, np.float32))
+                for i in np.flatnonzero(active):
+                    returns[first + i] += float(reward[i])
+                    lengths[first + i] += 1
+                    done = term[i] or trunc[i]
+                    if done or (max_steps is not None and lengths[first + i] >= max_steps):
+                        active[i] = False
+            if progress:
+                progress(first + count, episodes)
+    finally:
+        policy.close()
+        vec.close()
+    return RunResult(
+        backend,
+        returns,
+        lengths,
+        latencies,
+        policy.names,
+        list(policy.counts / max(policy.steps, 1)),
+        _sizes(actor),
+        policy.output_mismatches,
+        envs,
     )
