@@ -7,9 +7,12 @@ none is given: latency does not depend on the weights' training), exported to lo
 and onnx. Then a profile of loihi2-sim's time per action: the host codec, the emulator
 that counts the hidden layers' spikes, and the Lava graph, timed apart on the recorded
 observations, with the Lava graph driven two ways (all P input frames sent at once, and
-one frame sent and one received per Lava step).
+one frame sent and one received per Lava step). Then the emulator and loihi2-sim
+again with ``--envs`` environments in lock-step (``run --envs N``: one batch of N
+observations per action; loihi2-sim's Lava graph holds N copies of the network),
+aggregate control steps/s counting only the envs whose episode is still running.
 
-    python benchmarks/latency.py [--run runs/hopper-pt-td3-lif-s0] [--episodes 3]
+    python benchmarks/latency.py [--run runs/hopper-pt-td3-lif-s0] [--episodes 3] [--envs 16]
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ def main():
     parser.add_argument("--run", type=Path, help="run directory with policy.pt (Hopper-v4)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--profile-actions", type=int, default=100)
+    parser.add_argument("--envs", type=int, default=16, help="envs per batch in the batched runs")
     args = parser.parse_args()
     run = prepare(args.run)
     load = os.getloadavg()[0]  # other work on the machine slows every backend alike
@@ -116,12 +120,18 @@ def main():
         s = run_policy(run, backend, args.episodes, seed=0, observe=observe).summary()
         rows[backend] = s
         print(backend, f"{s['control_steps_per_s']:.1f} steps/s", flush=True)
+    batched = {}
+    for backend in ("emulator", "loihi2-sim"):
+        episodes = max(args.envs, args.episodes)
+        s = run_policy(run, backend, episodes, seed=0, envs=args.envs).summary()
+        batched[backend] = s
+        print(backend, args.envs, "envs", f"{s['control_steps_per_s']:.1f} steps/s", flush=True)
     profiled = seen[: args.profile_actions]
     prof = profile(run, profiled)
     print(prof, flush=True)
     lines = [
-        "| backend | runs | control steps/s | median ms/action | p99 ms/action | return |",
-        "|---|---|---|---|---|---|",
+        "| backend | runs | envs | control steps/s | median ms/action | p99 ms/action | return |",
+        "|---|---|---|---|---|---|---|",
     ]
     runs = {
         "torch": "policy.pt",
@@ -130,14 +140,24 @@ def main():
         "lava": "policy.nir (Lava float)",
         "loihi2-sim": "policy.net (lava-dl netx, fixed_pt)",
     }
-    for backend, s in rows.items():
+    table = [(b, s) for b, s in rows.items()] + [(b, s) for b, s in batched.items()]
+    for backend, s in table:
         lines.append(
-            f"| {backend} | {runs.get(backend, '')} | {s['control_steps_per_s']:.1f} | "
-            f"{s['latency_ms_median']:.3f} | {s['latency_ms_p99']:.3f} | {s['return_mean']:.2f} |"
+            f"| {backend} | {runs.get(backend, '')} | {s['envs']} | "
+            f"{s['control_steps_per_s']:.1f} | {s['latency_ms_median']:.3f} | "
+            f"{s['latency_ms_p99']:.3f} | {s['return_mean']:.2f} |"
         )
     sim, emu = rows["loihi2-sim"], rows["emulator"]
     speedup = emu["control_steps_per_s"] / sim["control_steps_per_s"]
     same = sim["returns"] == emu["returns"] and sim["spikes_per_step"] == emu["spikes_per_step"]
+    sim_n, emu_n = batched["loihi2-sim"], batched["emulator"]
+    speedup_n = emu_n["control_steps_per_s"] / sim_n["control_steps_per_s"]
+    same_n = (
+        sim_n["returns"] == emu_n["returns"]
+        and sim_n["spikes_per_step"] == emu_n["spikes_per_step"]
+    )
+    n_eps = len(emu_n["returns"])
+    same_single = emu_n["returns"][: len(emu["returns"])] == emu["returns"]
     ms = prof["ms"]
     parts = "\n".join(f"| {k} | {v:.3f} |" for k, v in ms.items())
     per_step = ms["lava (batched send)"] / prof["steps"]
@@ -146,12 +166,22 @@ def main():
         f"{ENV}, PT-LIF actor at paper sizes (11 -> 110 encoder -> 256 -> 256 -> 30, T=5), "
         f"{args.episodes} episodes per backend in one process, closed loop (env step excluded "
         f"from latency), 1-minute load average {load:.1f} at the start on "
-        f"{os.cpu_count()} cores. Goals (issue 20): loihi2-sim at 1 env >= 60 control steps/s; "
-        "emulator >= 100x loihi2-sim.\n\n"
+        f"{os.cpu_count()} cores. The {args.envs}-env rows run {n_eps} episodes (seeds 0 .. "
+        f"{n_eps - 1}) as `run --envs {args.envs}`: latency is per batch of {args.envs} "
+        "observations, control steps/s is aggregate (env steps of running episodes per second "
+        "of policy time; an env whose episode has ended idles until the batch ends). Goals "
+        f"(issue 20): loihi2-sim at 1 env >= 60 control steps/s, at 16 envs >= 400; emulator "
+        ">= 100x loihi2-sim at 16 envs with identical spikes.\n\n"
         + "\n".join(lines)
-        + f"\n\nEmulator vs loihi2-sim: **{speedup:.0f}x**, "
+        + f"\n\nEmulator vs loihi2-sim at 1 env: **{speedup:.0f}x**, "
         + ("identical returns and spikes" if same else "**returns or spikes differ**")
         + f" (loihi2-sim output mismatches against the emulator: {sim['output_mismatches']}). "
+        + f"At {args.envs} envs: **{speedup_n:.0f}x**, "
+        + ("identical returns and spikes" if same_n else "**returns or spikes differ**")
+        + f" (output mismatches: {sim_n['output_mismatches']}); the {args.envs}-env emulator's "
+        + f"first {len(emu['returns'])} returns "
+        + ("equal" if same_single else "**differ from**")
+        + " the 1-env run's (same seeds). "
         f"Where loihi2-sim's time goes (median ms per action over {len(profiled)} "
         f"of the episodes' observations; {prof['steps']} Lava steps per action, "
         f"{prof['processes']} Lava processes: injector, 3 x (Dense, LIFReset), one extractor "
@@ -159,7 +189,7 @@ def main():
         + parts
         + f"\n\nThe emulator core alone on a batch of 16 observations: "
         f"{prof['emulator_batch16_ms']:.3f} ms ({16e3 / prof['emulator_batch16_ms']:.0f} "
-        "actions/s; no batched closed-loop runner yet)."
+        "actions/s)."
         + f" About {per_step:.2f} ms per Lava step. Sending the action's frames at once "
         f"instead of one round trip per step: {trip:.2f}x. The graph's processes synchronise "
         "with the runtime every step (each a separate OS process, on 2 cores), so the Lava "

@@ -418,8 +418,16 @@ def test_a_lava_graph_of_n_copies_refuses_another_batch(pendulum_run):
     actor, _, bundle = open_policy(pendulum_run, "policy.net")
     core = backends.Loihi2SimBackend(actor, bundle, envs=2)
     try:
-        assert core.lava.processes[0][0].weights.shape[0] == 2 * actor.layers[0].out_features
+        dense = core.lava.processes[0][0]  # a Sparse process: the block-diagonal copies
+        assert type(dense).__name__ == "Sparse"
+        assert dense.weights.shape[0] == 2 * actor.layers[0].out_features
         with pytest.raises(BundleError, match="holds 2 copies"):
             core.act(np.zeros((3, 3), np.float32))
     finally:
         core.close()
+
+
+def test_lava_float_with_many_envs_matches_torch_on_the_same_batch(pendulum_run):
+    lava = run_policy(pendulum_run, "lava", episodes=2, seed=1, max_steps=15, envs=2).summary()
+    ref = run_policy(pendulum_run, "torch", episodes=2, seed=1, max_steps=15, envs=2).summary()
+    assert lava["output_mismatches"] == 0 and lava["returns"] == ref["returns"]

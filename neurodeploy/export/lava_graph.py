@@ -70,6 +70,7 @@ class LavaNetwork:
     def __init__(self, params: list[dict], timesteps: int, fixed: bool, stateful: bool = False):
         self.params, self.timesteps, self.fixed = params, timesteps, fixed
         self.stateful = stateful
+        self.copies = 1  # networks side by side (:meth:`tiled`)
         self.period = timesteps if stateful else timesteps + len(params)  # Lava steps per action
         self.processes: list[tuple] = []  # (Dense, LIF) per layer, once built
 
@@ -99,7 +100,9 @@ class LavaNetwork:
                 q["weights"][k * n_out : (k + 1) * n_out, k * n_in : (k + 1) * n_in] = p["weights"]
             q["bias_mant"] = np.tile(p["bias_mant"], copies)
             params.append(q)
-        return LavaNetwork(params, self.timesteps, self.fixed, self.stateful)
+        net = LavaNetwork(params, self.timesteps, self.fixed, self.stateful)
+        net.copies = self.copies * copies
+        return net
 
     @property
     def dtype(self):
@@ -111,7 +114,11 @@ class LavaNetwork:
 
     def build(self, source_port) -> list:
         """Dense -> LIF(Reset) per layer, fed from ``source_port``; returns the LIF processes."""
+        # N copies: Lava's Sparse (a CSR matrix holds only the diagonal blocks; the same
+        # bit-accurate arithmetic as Dense), so a step costs what N networks' synapses do
         Dense = import_lava("lava.proc.dense.process").Dense
+        if self.copies > 1:
+            Dense = import_lava("lava.proc.sparse.process").Sparse
         lif_process = import_lava("lava.proc.lif.process")
 
         P, lifs, prev = self.period, [], source_port

@@ -86,7 +86,7 @@ class _Policy:
     ):
         kind = lookup(backend)
         kind.check(actor, bundle, path or bundle)
-        self.impl = kind(actor, bundle, envs)
+        self.impl = kind(actor, bundle, envs) if envs > 1 else kind(actor, bundle)
         self.actor, self.backend = actor, backend
         self.names = self.impl.names
         self.counts = np.zeros(len(self.names))
