@@ -263,3 +263,14 @@ def test_stateful_bench_energy_sops_equal_neurobench(stateful_policy, tmp_path):
     assert counted == pytest.approx(report["ops"]["sops"], rel=1e-12)
     graded = json.loads((bundle / "manifest.json").read_text())["codec"]["encoder"] == "direct"
     assert (nb["effective_macs"] > 0) == graded  # graded input: MACs in NeuroBench's terms
+
+
+def test_stateful_many_envs_give_the_returns_of_single_runs(stateful_policy, tmp_path):
+    # the state is carried per env and every copy's state is zeroed between batches
+    bundle = export_bundle(stateful_policy, "loihi2", tmp_path / "b", observations=16)
+    singles = [
+        run_policy(bundle, "emulator", episodes=1, seed=2 + i, max_steps=20) for i in (0, 1, 2)
+    ]
+    for backend in ("emulator", "loihi2-sim"):
+        many = run_policy(bundle, backend, episodes=3, seed=2, max_steps=20, envs=2)
+        assert many.returns == [s.returns[0] for s in singles]

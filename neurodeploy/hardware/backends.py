@@ -19,6 +19,11 @@ action is decoded from Lava's output spikes. The reference that counts the other
 layers' spikes runs on the same input, and its output layer is compared with Lava's
 on every action: loihi2-sim must match the emulator bit for bit (a mismatch is an
 error), Lava float is counted in ``output_mismatches``.
+
+``envs`` N (``run --envs N``): every act gets a batch of N observations. The emulator,
+torch and onnx are batched as they are; the Lava graphs hold N copies of the network as
+N-wide populations (``LavaNetwork.tiled``: block-diagonal ``Sparse`` synapses) and refuse
+any other batch size.
 """
 
 from __future__ import annotations
