@@ -93,13 +93,23 @@ def profile(run: Path, observations: list[np.ndarray]) -> dict:
             batch = torch.as_tensor(np.stack(observations[:16])[None], dtype=torch.float32)
             frames, _ = actor.core_input(batch)
             enc16 = loihi2.chip_input(frames.numpy(), actor.graded_input)
-            times = []
+            times, encode, decode = [], [], []
             for _ in range(50):
                 t0 = time.perf_counter()
-                backend.emulator.step(enc16)
-                times.append((time.perf_counter() - t0) * 1e3)
+                frames, _ = actor.core_input(batch)
+                enc16 = loihi2.chip_input(frames.numpy(), actor.graded_input)
+                t1 = time.perf_counter()
+                trains = backend.emulator.step(enc16)
+                t2 = time.perf_counter()
+                backend.decode(trains[-1])
+                t3 = time.perf_counter()
+                encode.append((t1 - t0) * 1e3)
+                times.append((t2 - t1) * 1e3)
+                decode.append((t3 - t2) * 1e3)
         shape = {"processes": backend.lava.n_processes, "steps": backend.lava.P}
         shape["emulator_batch16_ms"] = float(np.median(times))
+        shape["encode_batch16_ms"] = float(np.median(encode))
+        shape["decode_batch16_ms"] = float(np.median(decode))
     finally:
         backend.close()
     return {"ms": {k: float(np.median(v)) for k, v in parts.items()}, **shape}
@@ -194,9 +204,12 @@ def main():
         f"{prof['processes']} Lava processes: injector, 3 x (Dense, LIFReset), one extractor "
         "on the output layer):\n\n| part | ms/action |\n|---|---|\n"
         + parts
-        + f"\n\nThe emulator core alone on a batch of 16 observations: "
-        f"{prof['emulator_batch16_ms']:.3f} ms ({16e3 / prof['emulator_batch16_ms']:.0f} "
-        "actions/s)."
+        + f"\n\nThe emulator on a batch of 16 observations (median ms): encode "
+        f"{prof['encode_batch16_ms']:.3f} (torch), core {prof['emulator_batch16_ms']:.3f} "
+        f"({16e3 / prof['emulator_batch16_ms']:.0f} actions/s; numpy, T steps x L layers of "
+        f"integer LIF updates), decode {prof['decode_batch16_ms']:.3f} (torch, row by row so "
+        "that the returns equal single runs'). 100x loihi2-sim at 16 envs would need the whole "
+        f"batch in {sim_n['latency_ms_median'] / 100:.2f} ms."
         + f" About {per_step:.2f} ms per Lava step. Sending the action's frames at once "
         f"instead of one round trip per step: {trip:.2f}x. The graph's processes synchronise "
         "with the runtime every step (each a separate OS process, on 2 cores), so the Lava "

@@ -431,3 +431,16 @@ def test_lava_float_with_many_envs_matches_torch_on_the_same_batch(pendulum_run)
     lava = run_policy(pendulum_run, "lava", episodes=2, seed=1, max_steps=15, envs=2).summary()
     ref = run_policy(pendulum_run, "torch", episodes=2, seed=1, max_steps=15, envs=2).summary()
     assert lava["output_mismatches"] == 0 and lava["returns"] == ref["returns"]
+
+
+def test_cli_run_envs(pendulum_run):
+    cmd = [NEURODEPLOY, "run", str(pendulum_run), "--backend", "emulator", "--episodes", "2"]
+    out = subprocess.run(
+        [*cmd, "--envs", "2", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["envs"] == 2 and summary["episode_lengths"] == [200, 200]
+    assert summary["returns"] == run_policy(pendulum_run, "emulator", episodes=2).returns
+    bad = subprocess.run([*cmd, "--envs", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--envs must be 1 to" in bad.stdout + bad.stderr
