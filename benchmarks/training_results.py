@@ -75,22 +75,20 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     """Copy the finished trials' compact artefacts and rebuild the report there."""
     sweep_dir, ref_dir, dest = runs / "sweeps" / env, runs / "reference" / env, results / env
     manifest = read_manifest(sweep_dir)
-    trials = []
-    for item in manifest["trials"]:
-        record = read_trial(sweep_dir / item["dir"])
-        if record.get("status") == "done":
+    trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
+    for item in trials:
+        if read_trial(sweep_dir / item["dir"]).get("status") == "done":
             _copy(sweep_dir / item["dir"], dest / item["dir"])
-            trials.append(item)
     for run in sorted(ref_dir.glob("seed*")):
         if read_trial(run).get("status") == "done":
             seed = int(run.name[4:])
             name = f"reference/seed{seed}"
             _copy(run, dest / name)
             trials.append({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed})
-    note = "finished trials only, copied by benchmarks/training_results.py publish"
+    note = "artefacts of the finished trials, copied by benchmarks/training_results.py publish"
     manifest = {**manifest, "trials": trials, "note": note}
     atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-    return write_report(dest, BASELINES)
+    return write_report(Path(os.path.relpath(dest)), BASELINES)
 
 
 def _copy(src: Path, dst: Path) -> None:

@@ -329,6 +329,8 @@ def markdown(report: dict) -> str:
             value = f"n/a: {m['note']}" if m["apg"] is None else f"{m['apg_percent']:+.2f} %"
             ratios = ", ".join(f"{c}: {v:.3f}" for c, v in m["ratios"].items() if v is not None)
             lines.append(f"| {m['method']} | {value} | {ratios} |")
+        if not a["methods"]:
+            lines.append("| - | no finished group to compare with this baseline yet | - |")
     lines += [
         "",
         f"Definitions: final return = mean of the last {FINAL_EVALUATIONS} evaluation returns; "

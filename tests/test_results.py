@@ -1,0 +1,36 @@
+"""The committed training results: `neurodeploy report results/<env>` rebuilds their tables."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+ENVS = sorted(p.parent.name for p in RESULTS.glob("*/sweep.json"))
+
+
+def test_results_are_committed():
+    assert ENVS, "results/<env>/sweep.json: no committed training results"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_report_rebuilds_the_committed_table(env, tmp_path):
+    """From the committed artefacts alone (config.toml, metrics.csv, trial.json per trial):
+    the same groups, seeds and returns as the committed report.json."""
+    committed = json.loads((RESULTS / env / "report.json").read_text())
+    copy = tmp_path / env
+    shutil.copytree(RESULTS / env, copy, ignore=shutil.ignore_patterns("report.*", "curves.png"))
+    args = [NEURODEPLOY, "report", str(copy)]
+    for base in committed["baselines"]:
+        args += ["--baseline", base]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rebuilt = json.loads((copy / "report.json").read_text())
+    assert rebuilt["groups"] == committed["groups"]
+    assert rebuilt["apg"] == committed["apg"]
+    assert (copy / "curves.png").stat().st_size > 0
+    assert "| group | seeds | final return |" in out.stdout
