@@ -13,7 +13,9 @@ steps over 10 deterministic episodes with the same initial states for every vari
   ``proxy-lr-3e-4`` (a slower proxy), ``expl-0.05`` (half the exploration noise);
   ``ann``: ANN TD3 for scale.
 
-Runs live in RUNS/<variant>/seed<N> and resume; finished runs are reused.
+Runs live in RUNS/<variant>/seed<N> and resume; finished runs are reused. The recipe's own
+trials of the results sweep (``runs/sweeps/pendulum/algo=pt-td3,neuron=lif/seed<N>``, the
+same config as ``obs-scale+gamma-0.98``) can be linked in as further seeds of that variant.
 
     python benchmarks/pendulum_diagnosis.py --reference /tmp/ref --variants ours,reference \
         --seeds 0,1 --train
