@@ -191,22 +191,17 @@ def run_policy(
     finally:
         policy.close()
         env.close()
-    return RunResult(
-        backend,
-        returns,
-        lengths,
-        latencies,
-        policy.names,
-        list(policy.counts / max(policy.steps, 1)),
-        _sizes(actor),
-        policy.output_mismatches,
-    )
+    return _result(actor, policy, returns, lengths, latencies)
 
 
-def _sizes(actor) -> list[int]:
-    if not isinstance(actor, SpikingActor):
-        return []
-    return [actor.layers[0].in_features] + [layer.out_features for layer in actor.layers]
+def _result(actor, policy, returns, lengths, latencies, envs: int = 1) -> RunResult:
+    """The run's result: returns and lengths, and the policy's latencies and spike counts."""
+    sizes = []
+    if isinstance(actor, SpikingActor):
+        sizes = [actor.layers[0].in_features] + [layer.out_features for layer in actor.layers]
+    counts = list(policy.counts / max(policy.steps, 1))
+    return RunResult(policy.backend, returns, lengths, latencies, policy.names, counts, sizes,
+                     policy.output_mismatches, envs)  # fmt: skip
 
 
 def _run_batched(
@@ -253,14 +248,4 @@ def _run_batched(
     finally:
         policy.close()
         vec.close()
-    return RunResult(
-        backend,
-        returns,
-        lengths,
-        latencies,
-        policy.names,
-        list(policy.counts / max(policy.steps, 1)),
-        _sizes(actor),
-        policy.output_mismatches,
-        envs,
-    )
+    return _result(actor, policy, returns, lengths, latencies, envs)
