@@ -11,6 +11,7 @@ The card's numbers are measured here, by the same code users run:
 
     python benchmarks/zoo.py pendulum-pt-lif --policy results/pendulum/.../policy.pt \
         --command "neurodeploy sweep pendulum --seeds 0-4 ..."
+    python benchmarks/zoo.py --table      # only rewrite docs/results.md's zoo section
 """
 
 from __future__ import annotations
@@ -75,7 +76,37 @@ def policy_step(policy: Path) -> int | None:
     return max(rows, key=lambda r: r[1])[0] if policy.name == "best.pt" else rows[-1][0]
 
 
+def table() -> None:
+    """Record every card's numbers in docs/results.md (measured when the card was made)."""
+    from _results import write_section
+
+    lines = ["| entry | env | torch return | loihi2-sim return | hover error m (torch / sim) "
+             "| firing | SOPs/action | loihi2 nJ SNN / ANN | command |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for card in sorted(ZOO.glob("*/card.json")):
+        c = json.loads(card.read_text())
+        t, sim = c["returns"]["torch"], c["returns"]["loihi2-sim"]
+        hover = (f"{t['hover_error_m']:.3f} / {sim['hover_error_m']:.3f}"
+                 if "hover_error_m" in t else "-")  # fmt: skip
+        lines.append(
+            f"| {c['name']} | {c['env']} | {t['mean']:.1f} ± {t['std']:.1f} | "
+            f"{sim['mean']:.1f} ± {sim['std']:.1f} | {hover} | {100 * c['firing_rate']:.1f} % | "
+            f"{c['sops_per_action']:,.0f} | {c['nj_per_inference']['loihi2']:.1f} / "
+            f"{c['ann_nj_per_inference']['loihi2']:.1f} | `{c['provenance']['command']}` |"
+        )
+    body = (
+        "Each entry measured by `python benchmarks/zoo.py NAME --policy ...` when its card "
+        "was made: 10 episodes (episode i reset with seed i) on torch and loihi2-sim, energy "
+        "from bench-energy on the exported loihi2 bundle (3 episodes).\n\n" + "\n".join(lines)
+    )
+    print(body)
+    write_section("zoo", "Policy zoo (issue 16)", body)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--table"]:
+        table()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name")
     parser.add_argument("--policy", type=Path, required=True, help="policy.pt of a finished run")
@@ -137,6 +168,7 @@ def main() -> None:
         dest.parent.mkdir(exist_ok=True)
         shutil.copytree(entry, dest)
     print(json.dumps({k: card[k] for k in ("name", "returns", "sops_per_action")}, indent=1))
+    table()
 
 
 if __name__ == "__main__":
