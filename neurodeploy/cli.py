@@ -33,7 +33,12 @@ def train(
     neuron: Annotated[str | None, typer.Option(help="lif | clif | dn | loihi | ann")] = None,
     steps: Annotated[int | None, typer.Option(help="environment steps in total")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="train several seeds in one process, vectorised: 0-4 or 0,2,7"),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="run directory (--seeds: one per seed)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="any other option: KEY=VALUE (TOML value)")
@@ -43,19 +48,31 @@ def train(
     ] = False,
 ) -> None:
     """Train a spiking or ANN actor with (proxy-target) TD3 from a recipe."""
+    from neurodeploy.errors import ConfigError
+    from neurodeploy.sweep.spec import parse_seeds
     from neurodeploy.train.config import options_help, parse_set, resolve
     from neurodeploy.train.loop import train as run_training
+    from neurodeploy.train.seeds import train_seeds
 
     if help_options:
         print(options_help())
         return
+    if seeds is not None and seed is not None:
+        raise ConfigError("give --seed (one run) or --seeds (several in one process), not both")
 
     overrides = {"env": env, "algo": algo, "neuron": neuron, "steps": steps, "seed": seed}
     overrides.update(parse_set(set_ or []))
     cfg, name = resolve(recipe, overrides)
+    if seeds is not None:
+        seed_list = parse_seeds(seeds)
+        out = out or Path("runs") / f"{name}-{cfg.algo}-{cfg.neuron}-seeds{seeds}"
+        console.print(f"run directories: {out}/seed<k> for seeds {seed_list}")
+        runs = train_seeds(cfg, seed_list, out, resume, sys.stderr.isatty(), device)
+        console.print(f"[green]done[/green]: policies in {', '.join(str(r) for r in runs)}")
+        return
     run_dir = out or Path("runs") / f"{name}-{cfg.algo}-{cfg.neuron}-s{cfg.seed}"
     console.print(f"run directory: {run_dir}")
-    run_training(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
+    run_training(cfg, run_dir, resume=resume, progress=sys.stderr.isatty(), device=device)
     console.print(f"[green]done[/green]: policy in {run_dir / 'policy.pt'}")
 
 
@@ -228,6 +245,12 @@ def sweep(
     retries: Annotated[
         int, typer.Option(help="Ray retries of a trial whose worker died (0: report it)")
     ] = 0,
+    device: Annotated[
+        str, typer.Option(help="each trial's device: auto | cpu | cuda[:N]")
+    ] = "auto",
+    gpus_per_trial: Annotated[
+        float | None, typer.Option(help="GPU share Ray reserves per trial (cuda default 1/8)")
+    ] = None,
 ) -> None:
     """Run every (grid point x seed) as a trial on Ray; rerunning resumes unfinished trials."""
     from neurodeploy.sweep.runner import run_sweep
@@ -240,8 +263,9 @@ def sweep(
     spec = SweepSpec(recipe, parse_seeds(seeds), parse_grid(grid or []), overrides)
     out = out or Path("runs") / f"sweep-{Path(recipe).stem}"
     result = run_sweep(
-        spec, out, address, num_cpus, cpus_per_trial, retries, err_console, sys.stderr.isatty()
-    )
+        spec, out, address, num_cpus, cpus_per_trial, retries, err_console, sys.stderr.isatty(),
+        device, gpus_per_trial,
+    )  # fmt: skip
     console.print(
         f"[green]done[/green]: {len(result.done)} trials run, {len(result.skipped)} finished "
         f"before; report with `neurodeploy report {out}`"

@@ -12,10 +12,23 @@ ENCODER_STD = math.sqrt(0.05)
 PLACE_THRESHOLD = 0.5
 
 
+def _batched(x: torch.Tensor) -> bool:
+    """True inside ``torch.func.vmap`` (vectorised seeds), where ``out=`` loops do not apply."""
+    return torch._C._functorch.is_batchedtensor(x)
+
+
 class _StraightThroughSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, v):
+    def forward(v):
         return (v > ENCODER_THRESHOLD).to(v.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, v):  # elementwise: vectorised seeds run it on all seeds at once
+        return _StraightThroughSpike.apply(v), in_dims[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -60,7 +73,7 @@ class PopulationEncoder(nn.Module):
             return s.repeat_interleave(timesteps, dim=0), v
         if v is None:
             v = torch.zeros_like(act[0])
-        if not torch.is_grad_enabled() and not torch.jit.is_tracing():
+        if not (torch.is_grad_enabled() or torch.jit.is_tracing() or _batched(act)):
             return self._forward_no_grad(act, timesteps, v)
         spikes = []
         for a in act:

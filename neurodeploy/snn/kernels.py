@@ -113,16 +113,21 @@ def _run(name, *args):
 
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, currents, decay, threshold, kind, slope):
+    def forward(currents, decay, threshold, kind, slope):
         spikes, volts, final_v = _run("forward", currents, decay, threshold)
-        ctx.mark_non_differentiable(final_v)
+        return spikes, final_v, volts
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, decay, threshold, kind, slope = inputs
+        spikes, final_v, volts = output
+        ctx.mark_non_differentiable(final_v, volts)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(volts, spikes, slope)
             ctx.decay, ctx.threshold, ctx.kind = decay, threshold, kind
-        return spikes, final_v
 
     @staticmethod
-    def backward(ctx, grad_spikes, _grad_final_v):
+    def backward(ctx, grad_spikes, _grad_final_v, _grad_volts):
         volts, spikes, slope = ctx.saved_tensors
         grad = _run(
             "backward",
@@ -136,10 +141,25 @@ class _FusedLIF(torch.autograd.Function):
         )
         return grad, None, None, None, None
 
+    @staticmethod
+    def vmap(info, in_dims, currents, decay, threshold, kind, slope):
+        """Under ``torch.func.vmap`` (vectorised seeds): the neuron is elementwise, so the
+        seeds join the batch, [T, N*B, n], and the same fused loop runs once."""
+        if in_dims[4] is not None:
+            raise NotImplementedError("fused LIF: the surrogate slope cannot differ per seed")
+        if in_dims[0] is None:  # the same currents for every seed
+            return _FusedLIF.apply(currents, decay, threshold, kind, slope), (None, None, None)
+        x = currents.movedim(in_dims[0], 1)  # [T, seeds, B, n]
+        T, seeds = x.shape[:2]
+        spikes, final_v, volts = _FusedLIF.apply(x.flatten(1, 2), decay, threshold, kind, slope)
+        spikes, volts = (t.unflatten(1, (seeds, -1)) for t in (spikes, volts))
+        return (spikes, final_v.unflatten(0, (seeds, -1)), volts), (1, 0, 1)
+
 
 def fused_lif(currents, decay: float, threshold: float, kind: str, slope: torch.Tensor):
     """Paper LIF over T steps from a zero state: (spikes [T, B, N], final membrane)."""
-    return _FusedLIF.apply(currents, decay, threshold, kind, slope)
+    spikes, final_v, _ = _FusedLIF.apply(currents, decay, threshold, kind, slope)
+    return spikes, final_v
 
 
 if os.environ.get("NEURODEPLOY_COMPILE") == "1":

@@ -35,10 +35,21 @@ def surrogate_grad(x: torch.Tensor, kind: str, slope: torch.Tensor | float) -> t
 
 class _Spike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, slope, kind):
+    def forward(x, slope, kind):
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, slope, kind = inputs
         ctx.save_for_backward(x, slope)
         ctx.kind = kind
-        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def vmap(info, in_dims, x, slope, kind):
+        """Elementwise: vectorised seeds (torch.func.vmap) run it on all seeds at once."""
+        if in_dims[1] is not None:
+            raise NotImplementedError("spike: the surrogate slope cannot differ per seed")
+        return _Spike.apply(x, slope, kind), in_dims[0]
 
     @staticmethod
     def backward(ctx, grad_out):

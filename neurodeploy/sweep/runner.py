@@ -50,7 +50,8 @@ class SweepResult:
 # --- the trial: runs inside a Ray worker --------------------------------------------------
 
 
-def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict:
+def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
+              device: str = "auto") -> dict:  # fmt: skip
     """Train one run directory to ``steps`` (resuming from its checkpoint), then summarise it.
 
     ``trial.json`` records the attempts, the worker's host and pid, the step it resumed
@@ -86,7 +87,7 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1) -> dict
         error=None,
         discarded=restarted,
     )
-    train(cfg, path, resume=True, progress=False)
+    train(cfg, path, resume=True, progress=False, device=device)
     summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
     return update_trial(path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary)
 
@@ -150,9 +151,21 @@ def run_sweep(
     retries: int = 0,
     console: Console | None = None,
     progress: bool = True,
+    device: str = "auto",
+    gpus_per_trial: float | None = None,
 ) -> SweepResult:
-    """Run the sweep's unfinished trials on Ray; raise :class:`SweepError` if any failed."""
+    """Run the sweep's unfinished trials on Ray; raise :class:`SweepError` if any failed.
+
+    ``device`` is each trial's ``--device``. With a CUDA device Ray reserves
+    ``gpus_per_trial`` of a GPU per trial (default 1/8: eight small trials share one GPU).
+    """
+    from neurodeploy.train.device import resolve_device
+
     console = console or Console(stderr=True)
+    if gpus_per_trial is None:
+        gpus_per_trial = 0.125 if resolve_device(device).type == "cuda" else 0.0
+    if not (math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
+        raise ConfigError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
     if not (math.isfinite(cpus_per_trial) and cpus_per_trial > 0):
         raise ConfigError(f"--cpus-per-trial must be a positive number, got {cpus_per_trial}")
     if retries < 0:
@@ -178,7 +191,8 @@ def run_sweep(
     if pending:
         ray, started = connect(address, num_cpus)
         try:
-            _run_on_ray(ray, pending, out, cpus_per_trial, retries, result, console, progress)
+            resources = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
+            _run_on_ray(ray, pending, out, resources, device, retries, result, console, progress)
         finally:
             if started:
                 ray.shutdown()
@@ -191,17 +205,17 @@ def run_sweep(
     return result
 
 
-def _run_on_ray(ray, pending, out, cpus_per_trial, retries, result, console, progress) -> None:
+def _run_on_ray(ray, pending, out, resources, device, retries, result, console, progress) -> None:
     remote = ray.remote(run_trial)
-    threads = max(1, int(cpus_per_trial))
+    threads = max(1, int(resources["num_cpus"]))
     refs = {}
     for trial, cfg in pending:
         run_dir = out / trial.name
         run_dir.mkdir(parents=True, exist_ok=True)
         update_trial(run_dir, name=trial.name, status="queued")
-        ref = remote.options(
-            num_cpus=cpus_per_trial, max_retries=retries, name=f"trial {trial.name}"
-        ).remote(cfg.to_dict(), str(run_dir), trial.name, threads)
+        ref = remote.options(**resources, max_retries=retries, name=f"trial {trial.name}").remote(
+            cfg.to_dict(), str(run_dir), trial.name, threads, device
+        )
         refs[ref] = trial
 
     total = len(result.skipped) + len(pending)

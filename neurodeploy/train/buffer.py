@@ -1,5 +1,6 @@
 """Replay buffers (flat transitions; episode segments for stateful actors), sampled with
-the caller's numpy Generator."""
+the caller's numpy Generator. The transitions live on the training device (a GPU run
+samples and updates without copying batches from the host)."""
 
 from __future__ import annotations
 
@@ -19,29 +20,35 @@ class Batch:
 
 
 class ReplayBuffer:
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int):
-        self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.action = np.zeros((capacity, act_dim), np.float32)
-        self.reward = np.zeros((capacity, 1), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.not_done = np.zeros((capacity, 1), np.float32)
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device="cpu"):
+        self.capacity, self.device = capacity, torch.device(device)
+
+        def zeros(width):
+            return torch.zeros((capacity, width), dtype=torch.float32, device=self.device)
+
+        self.obs, self.action, self.reward = zeros(obs_dim), zeros(act_dim), zeros(1)
+        self.next_obs, self.not_done = zeros(obs_dim), zeros(1)
         self.ptr = 0
         self.size = 0
 
     def add(self, obs, action, reward, next_obs, terminated: bool) -> None:
         i = self.ptr
-        self.obs[i], self.action[i], self.reward[i] = obs, action, reward
-        self.next_obs[i], self.not_done[i] = next_obs, 1.0 - float(terminated)
+        row = np.concatenate([obs, action, [reward], next_obs, [1.0 - float(terminated)]])
+        row = torch.from_numpy(row.astype(np.float32)).to(self.device)  # one copy per step
+        for array, part in zip(self._arrays(), row.split(self._widths()), strict=True):
+            array[i] = part
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def _widths(self) -> list[int]:
+        return [a.shape[1] for a in self._arrays()]
 
     def end_episode(self) -> None:
         """Flat transitions need no episode bookkeeping."""
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        idx = rng.integers(0, self.size, size=batch_size)
-        return Batch(*(torch.from_numpy(a[idx]) for a in self._arrays()))
+        idx = torch.from_numpy(rng.integers(0, self.size, size=batch_size)).to(self.device)
+        return Batch(*(a[idx] for a in self._arrays()))
 
     def _arrays(self):
         return self.obs, self.action, self.reward, self.next_obs, self.not_done
@@ -49,9 +56,7 @@ class ReplayBuffer:
     def state_dict(self) -> dict:
         n = self.size
         names = ("obs", "action", "reward", "next_obs", "not_done")
-        data = {
-            k: torch.from_numpy(a[:n].copy()) for k, a in zip(names, self._arrays(), strict=True)
-        }
+        data = {k: a[:n].cpu().clone() for k, a in zip(names, self._arrays(), strict=True)}
         return {**data, "ptr": self.ptr, "size": self.size, "capacity": self.capacity}
 
     def load_state_dict(self, state: dict) -> None:
@@ -60,11 +65,11 @@ class ReplayBuffer:
         n, ptr = int(state["size"]), int(state["ptr"])
         saved = int(state.get("capacity", self.capacity))
         names = ("obs", "action", "reward", "next_obs", "not_done")
-        data = [state[name].numpy() for name in names]
+        data = [state[name].to(self.device) for name in names]
         if saved != self.capacity:
             order = np.roll(np.arange(n), -ptr) if n == saved else np.arange(n)
             keep = order[-self.capacity :]  # a smaller buffer keeps the newest transitions
-            data = [a[keep] for a in data]
+            data = [a[torch.from_numpy(keep).to(self.device)] for a in data]
             n, ptr = len(keep), len(keep) % self.capacity
         for array, values in zip(self._arrays(), data, strict=True):
             array[:n] = values
@@ -97,10 +102,11 @@ class SequenceBuffer(ReplayBuffer):
     without a guide) for the behaviour-cloning term.
     """
 
-    def __init__(self, obs_dim, act_dim, capacity, length: int, stride: int, burn_in: int):
-        super().__init__(obs_dim, act_dim, capacity)
+    def __init__(self, obs_dim, act_dim, capacity, length: int, stride: int, burn_in: int,
+                 device="cpu"):  # fmt: skip
+        super().__init__(obs_dim, act_dim, capacity, device)
         self.length, self.stride, self.burn_in = length, stride, burn_in
-        self.guide_action = np.zeros((capacity, act_dim), np.float32)
+        self.guide_action = torch.zeros((capacity, act_dim), dtype=torch.float32, device=device)
         self.starts = np.zeros(0, np.int64)  # segment start indices
         self.ends = np.zeros(0, np.int64)  # end (exclusive) of each segment's episode
         self.episode_start = 0
@@ -109,7 +115,7 @@ class SequenceBuffer(ReplayBuffer):
         if self.size == self.capacity:
             raise RuntimeError("sequence buffer is full (its capacity is the run's steps)")
         if guide_action is not None:
-            self.guide_action[self.ptr] = guide_action
+            self.guide_action[self.ptr] = torch.as_tensor(guide_action, dtype=torch.float32)
         super().add(obs, action, reward, next_obs, terminated)
 
     def end_episode(self) -> None:
@@ -130,15 +136,15 @@ class SequenceBuffer(ReplayBuffer):
         end = self.ends[pick][None, :]
         mask = (idx < end).astype(np.float32)
         mask[: self.burn_in] = 0.0
-        idx = np.minimum(idx, end - 1)
+        idx = torch.from_numpy(np.minimum(idx, end - 1)).to(self.device)
         arrays = (*self._arrays(), self.guide_action)
-        fields_ = [torch.from_numpy(a[idx]) for a in arrays]
-        return SequenceBatch(*fields_, torch.from_numpy(mask[..., None]))
+        fields_ = [a[idx] for a in arrays]
+        return SequenceBatch(*fields_, torch.from_numpy(mask[..., None]).to(self.device))
 
     def state_dict(self) -> dict:
         n = self.size
         extra = {
-            "guide_action": torch.from_numpy(self.guide_action[:n].copy()),
+            "guide_action": self.guide_action[:n].cpu().clone(),
             "starts": torch.from_numpy(self.starts.copy()),
             "ends": torch.from_numpy(self.ends.copy()),
             "episode_start": self.episode_start,
@@ -148,6 +154,6 @@ class SequenceBuffer(ReplayBuffer):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         n = self.size
-        self.guide_action[:n] = state["guide_action"].numpy()
+        self.guide_action[:n] = state["guide_action"].to(self.device)
         self.starts, self.ends = state["starts"].numpy().copy(), state["ends"].numpy().copy()
         self.episode_start = int(state["episode_start"])

@@ -9,6 +9,7 @@ import torch
 def evaluate(actor, env, episodes: int, seed: int) -> tuple[list[float], dict[str, float]]:
     """Episode returns, and the mean firing rate of each spiking layer over all steps."""
     carried = getattr(actor, "state", None)  # a stateful actor's rollout state survives
+    device = next(actor.parameters()).device
     returns = []
     spikes: dict[str, float] = {}
     slots: dict[str, float] = {}
@@ -17,7 +18,8 @@ def evaluate(actor, env, episodes: int, seed: int) -> tuple[list[float], dict[st
         actor.reset()
         done, total = False, 0.0
         while not done:
-            action = actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
+            action = actor(x)[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated

@@ -42,6 +42,7 @@ from neurodeploy.train.checkpoint import (
     save_checkpoint,
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
+from neurodeploy.train.device import resolve_device, rng_states, set_rng_states
 from neurodeploy.train.evaluate import evaluate
 from neurodeploy.train.guide import Guide, bc_weight, guide_config, guide_share
 from neurodeploy.train.metrics import Metrics
@@ -92,52 +93,65 @@ class Agent:
     action_high: np.ndarray
 
     @classmethod
-    def build(cls, cfg: TrainConfig, env) -> Agent:
+    def build(cls, cfg: TrainConfig, env, device: torch.device | str = "cpu") -> Agent:
         torch.manual_seed(cfg.seed)
         a_cfg = actor_config(cfg, env)
-        actor = build_actor(a_cfg)
-        critic = Critic(a_cfg.obs_dim, a_cfg.act_dim, cfg.critic_hidden)
-        proxy = None
-        if cfg.algo == "pt-td3":
-            proxy = AnnActor(
-                ActorConfig(
-                    a_cfg.obs_dim,
-                    a_cfg.act_dim,
-                    a_cfg.action_low,
-                    a_cfg.action_high,
-                    kind="ann",
-                    hidden=cfg.proxy_hidden,
-                )
-            )
-        settings = TD3Settings(
-            gamma=cfg.gamma,
-            tau=cfg.tau,
-            actor_lr=cfg.actor_lr,
-            critic_lr=cfg.critic_lr,
-            policy_noise=cfg.policy_noise,
-            noise_clip=cfg.noise_clip,
-            smooth_temporal=cfg.smooth_temporal,
-            smooth_spatial=cfg.smooth_spatial,
-            smooth_sigma=cfg.smooth_sigma,
-            policy_delay=cfg.policy_delay,
-            proxy_lr=cfg.proxy_lr,
-            proxy_steps=cfg.proxy_steps,
+        actor, critic, proxy = (
+            None if net is None else net.to(device) for net in build_networks(cfg, a_cfg)
         )
-        low = torch.tensor(a_cfg.action_low, dtype=torch.float32)
-        high = torch.tensor(a_cfg.action_high, dtype=torch.float32)
+        settings = td3_settings(cfg)
+        low = torch.tensor(a_cfg.action_low, dtype=torch.float32, device=device)
+        high = torch.tensor(a_cfg.action_high, dtype=torch.float32, device=device)
         target = make_target(actor, settings, proxy)
-        params = {"k": cfg.slope} if cfg.slope_schedule == "fixed" else {}
-        schedule = make_schedule(cfg.slope_schedule, **{**params, **cfg.slope_params})
+        schedule = slope_schedule(cfg)
         if cfg.sequence_length:
             td3 = SequenceTD3(actor, critic, settings, low, high, target, burn_in=cfg.burn_in,
                               q_alpha=cfg.q_alpha, bc_weight=cfg.bc_weight,
                               bc_only=cfg.algo == "bc")  # fmt: skip
             buffer = SequenceBuffer(a_cfg.obs_dim, a_cfg.act_dim, cfg.steps, cfg.sequence_length,
-                                    cfg.sequence_stride, cfg.burn_in)  # fmt: skip
+                                    cfg.sequence_stride, cfg.burn_in, device)  # fmt: skip
         else:
             td3 = TD3(actor, critic, settings, low, high, target)
-            buffer = ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps))
-        return cls(actor, td3, buffer, schedule, low.numpy(), high.numpy())
+            buffer = replay_buffer(cfg, a_cfg, device)
+        return cls(actor, td3, buffer, schedule, low.cpu().numpy(), high.cpu().numpy())
+
+
+def build_networks(cfg: TrainConfig, a_cfg: ActorConfig):
+    """Actor, twin critic and (pt-td3) proxy, initialised from torch's global generator."""
+    actor = build_actor(a_cfg)
+    critic = Critic(a_cfg.obs_dim, a_cfg.act_dim, cfg.critic_hidden)
+    proxy = None
+    if cfg.algo == "pt-td3":
+        proxy_cfg = ActorConfig(a_cfg.obs_dim, a_cfg.act_dim, a_cfg.action_low,
+                                a_cfg.action_high, kind="ann", hidden=cfg.proxy_hidden)  # fmt: skip
+        proxy = AnnActor(proxy_cfg)
+    return actor, critic, proxy
+
+
+def td3_settings(cfg: TrainConfig) -> TD3Settings:
+    return TD3Settings(
+        gamma=cfg.gamma,
+        tau=cfg.tau,
+        actor_lr=cfg.actor_lr,
+        critic_lr=cfg.critic_lr,
+        policy_noise=cfg.policy_noise,
+        noise_clip=cfg.noise_clip,
+        smooth_temporal=cfg.smooth_temporal,
+        smooth_spatial=cfg.smooth_spatial,
+        smooth_sigma=cfg.smooth_sigma,
+        policy_delay=cfg.policy_delay,
+        proxy_lr=cfg.proxy_lr,
+        proxy_steps=cfg.proxy_steps,
+    )
+
+
+def slope_schedule(cfg: TrainConfig):
+    params = {"k": cfg.slope} if cfg.slope_schedule == "fixed" else {}
+    return make_schedule(cfg.slope_schedule, **{**params, **cfg.slope_params})
+
+
+def replay_buffer(cfg: TrainConfig, a_cfg: ActorConfig, device) -> ReplayBuffer:
+    return ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps), device)
 
 
 def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | None:
@@ -204,9 +218,11 @@ def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool) -> Guid
     return Guide.load(guide_dir)
 
 
-def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
-    """Train to ``cfg.steps`` environment steps; returns the run directory."""
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True,
+          device: str = "auto") -> Path:  # fmt: skip
+    """Train to ``cfg.steps`` environment steps on ``device``; returns the run directory."""
     run_dir = Path(run_dir)
+    device = resolve_device(device)
     check_writable_dir(run_dir, "--out")
     env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
     eval_env = make_train_env(cfg)
@@ -221,12 +237,12 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             save_config(cfg, run_dir / "config.toml")
         guide = load_or_train_guide(cfg, run_dir, progress)
 
-        agent = Agent.build(cfg, env)
+        agent = Agent.build(cfg, env, device)
         rng = np.random.default_rng(cfg.seed)
         state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
                  "best_eval": -math.inf}  # fmt: skip
         if ckpt_path is not None:
-            state = _restore(ckpt_path, agent, rng, env)
+            state = _restore(ckpt_path, agent, rng, env, device)
             save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
     except Exception:
         if created:
@@ -262,8 +278,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             snn_action = guide_action = None
             if stateful or (step >= cfg.start_steps and guide is None):
                 with torch.no_grad():  # a stateful actor runs every step to carry its state
-                    x = torch.as_tensor(obs, dtype=torch.float32)[None]
-                    snn_action = agent.actor(x)[0].numpy()
+                    x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
+                    snn_action = agent.actor(x)[0].cpu().numpy()
             if guide is not None:
                 guide_action = guide.act(obs, info)
             if guide is not None and episode_step < share:
@@ -327,7 +343,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 state["episodes"] += 1
                 state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-                    _checkpoint(run_dir, agent, rng, env, state)
+                    _checkpoint(run_dir, agent, rng, env, state, device)
                     last_ckpt = step
                 set_curriculum(env, cfg, step / cfg.steps)
                 share = _guide_share(cfg, step)
@@ -350,7 +366,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         agent.buffer.end_episode()
         if hasattr(agent.td3, "bc_weight"):  # as at an episode end: the next one's lambda_BC
             agent.td3.bc_weight = bc_weight(cfg, state["step"])
-        _checkpoint(run_dir, agent, rng, env, state)
+        _checkpoint(run_dir, agent, rng, env, state, device)
     metrics.close()
     env.close()
     eval_env.close()
@@ -387,14 +403,14 @@ def _apply_slope(agent: Agent) -> None:
         agent.actor.set_slope(agent.schedule.value)
 
 
-def _checkpoint(run_dir, agent, rng, env, state) -> None:
+def _checkpoint(run_dir, agent, rng, env, state, device) -> None:
     save_checkpoint(
         {
             "td3": agent.td3.state_dict(),
             "buffer": agent.buffer.state_dict(),
             "schedule": agent.schedule.state_dict(),
             "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **rng_states(device),
             "env_rng": env.unwrapped.np_random.bit_generator.state,
             "counters": dict(state),
         },
@@ -402,14 +418,14 @@ def _checkpoint(run_dir, agent, rng, env, state) -> None:
     )
 
 
-def _restore(path: Path, agent: Agent, rng, env) -> dict:
+def _restore(path: Path, agent: Agent, rng, env, device) -> dict:
     ckpt = load_checkpoint(path)
     try:
         agent.td3.load_state_dict(ckpt["td3"])
         agent.buffer.load_state_dict(ckpt["buffer"])
         agent.schedule.load_state_dict(ckpt["schedule"])
         rng.bit_generator.state = ckpt["numpy_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        set_rng_states(ckpt, device)
         env.unwrapped.np_random.bit_generator.state = ckpt["env_rng"]
         _apply_slope(agent)
         return dict(ckpt["counters"])

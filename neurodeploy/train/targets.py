@@ -36,7 +36,7 @@ class PolyakTarget:
         self.actor, self.tau = actor, tau
         self.net = copy.deepcopy(actor)
 
-    def fit_to(self, actor: nn.Module, obs: list[torch.Tensor]) -> dict:
+    def fit_to(self, actor: nn.Module, obs: list[torch.Tensor], loss=None) -> dict:
         return {}
 
     def fit(self, obs: list[torch.Tensor], actions: list[torch.Tensor], loss=None) -> dict:
@@ -66,12 +66,13 @@ class ProxyTarget:
         self.net, self.steps = proxy, steps
         self.opt = adam(proxy, lr)
 
-    def fit_to(self, actor: nn.Module, obs: list[torch.Tensor]) -> dict:
+    def fit_to(self, actor: nn.Module, obs: list[torch.Tensor], loss=None) -> dict:
         """Fit to ``actor``'s actions on each batch of states. The actor does not change
-        during the K steps, so one forward pass gives the targets of every batch."""
+        during the K steps, so one forward pass gives the targets of every batch (the
+        batches are joined on the batch dimension: -2, after any seed dimension)."""
         with torch.no_grad():
-            actions = actor(torch.cat(obs)).split(len(obs[0]))
-        return self.fit(obs, list(actions))
+            actions = actor(torch.cat(obs, dim=-2)).split(obs[0].shape[-2], dim=-2)
+        return self.fit(obs, list(actions), loss)
 
     def fit(
         self,
@@ -79,16 +80,17 @@ class ProxyTarget:
         actions: list[torch.Tensor],
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> dict:
-        """One Adam step per (obs, actions) pair; ``loss`` defaults to the mean squared error."""
+        """One Adam step per (obs, actions) pair; ``loss`` defaults to the mean squared error
+        (with stacked seeds, a vector of per-seed losses, summed before backward)."""
         loss = loss or F.mse_loss
         total = 0.0
         for o, a in zip(obs, actions, strict=True):
             value = loss(self.net(o), a)
             self.opt.zero_grad(set_to_none=True)
-            value.backward()
+            value.sum().backward()
             self.opt.step()
-            total += value.item()
-        return {"proxy_loss": total / len(obs)}
+            total = total + value.detach()
+        return {"proxy_loss": (total / len(obs)).tolist()}
 
     def act(self, next_obs: torch.Tensor) -> torch.Tensor:
         return self.net(next_obs)

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from neurodeploy.train.buffer import Batch
+from neurodeploy.train.stacked import SeedAxis, Solo
 from neurodeploy.train.targets import PolyakTarget, ProxyTarget, adam, polyak
 
 
@@ -76,8 +76,10 @@ class TD3:
 
     def __init__(self, actor: nn.Module, critic: Critic, settings: TD3Settings,
                  action_low: torch.Tensor, action_high: torch.Tensor,
-                 target: PolyakTarget | ProxyTarget):  # fmt: skip
+                 target: PolyakTarget | ProxyTarget,
+                 axis: Solo | SeedAxis | None = None):  # fmt: skip
         self.actor, self.critic, self.settings, self.target = actor, critic, settings, target
+        self.axis = axis or Solo()  # one agent, or N stacked seeds (train/stacked.py)
         self.critic_target = copy.deepcopy(critic)
         self.actor_opt = adam(actor, settings.actor_lr)
         self.critic_opt = adam(critic, settings.critic_lr)
@@ -92,12 +94,12 @@ class TD3:
         # 1. the target learns from the actor (proxy: K regression steps; Polyak: nothing).
         # The critic update below uses the last batch drawn (as the authors' code).
         batches = [sample() for _ in range(self.target.steps)]
-        losses = self.target.fit_to(self.actor, [b.obs for b in batches])
+        losses = self.target.fit_to(self.actor, [b.obs for b in batches], self.axis.mse)
         batch = batches[-1]
 
         # 2. critic target with target-policy smoothing
         with torch.no_grad():
-            noise = torch.randn_like(batch.action) * (s.policy_noise * self.half_range)
+            noise = self.axis.randn_like(batch.action) * (s.policy_noise * self.half_range)
             noise = torch.maximum(torch.minimum(noise, s.noise_clip * self.half_range),
                                   -s.noise_clip * self.half_range)  # fmt: skip
             next_action = self.target.act(batch.next_obs) + noise
@@ -107,25 +109,25 @@ class TD3:
 
         # 3. critic
         q1, q2 = self.critic(batch.obs, batch.action)
-        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        critic_loss = self.axis.mse(q1, y) + self.axis.mse(q2, y)  # per seed when stacked
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_opt.step()
-        losses["critic_loss"] = critic_loss.item()
+        losses["critic_loss"] = critic_loss.tolist()
 
         # 4. delayed actor update, then Polyak averaging of the critic (and a Polyak target)
         if self.updates % s.policy_delay == 0:
             actions = self.actor(batch.obs)
             q1_pi, _ = self.critic(batch.obs, actions)
-            actor_loss = -q1_pi.mean()
+            actor_loss = -self.axis.mean(q1_pi)
             if s.smooth_temporal or s.smooth_spatial:
                 smooth = self._smoothness(batch, actions)
-                actor_loss = actor_loss / q1_pi.abs().mean().detach() + smooth
-                losses["smooth_loss"] = smooth.item()
+                actor_loss = actor_loss / self.axis.mean(q1_pi.abs()).detach() + smooth
+                losses["smooth_loss"] = smooth.tolist()
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss.sum().backward()
             self.actor_opt.step()
-            losses["actor_loss"] = actor_loss.item()
+            losses["actor_loss"] = actor_loss.tolist()
             polyak(self.critic, self.critic_target, s.tau)
             self.target.after_actor_step()
         return losses
@@ -133,13 +135,15 @@ class TD3:
     def _smoothness(self, batch: Batch, actions: torch.Tensor) -> torch.Tensor:
         """CAPS: ``lambda_T ||pi(s) - pi(s')||^2 + lambda_S ||pi(s) - pi(s + noise)||^2``."""
         s = self.settings
-        loss = actions.new_zeros(())
+        loss = 0.0
         if s.smooth_temporal:
             step = self.actor(batch.next_obs) - actions
-            loss = loss + s.smooth_temporal * (step**2).sum(-1).mean()
+            loss = loss + s.smooth_temporal * self.axis.mean((step**2).sum(-1))
         if s.smooth_spatial:
-            noisy = batch.obs + torch.randn_like(batch.obs) * s.smooth_sigma
-            loss = loss + s.smooth_spatial * ((self.actor(noisy) - actions) ** 2).sum(-1).mean()
+            noisy = batch.obs + self.axis.randn_like(batch.obs) * s.smooth_sigma
+            loss = loss + s.smooth_spatial * self.axis.mean(
+                ((self.actor(noisy) - actions) ** 2).sum(-1)
+            )
         return loss
 
     # -- checkpointing ------------------------------------------------------------------

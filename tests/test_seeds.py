@@ -1,0 +1,143 @@
+"""Vectorised seeds (``neurodeploy train ENV --seeds``): N agents stacked in one process."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import ConfigError
+from neurodeploy.snn import actor_from_payload
+from neurodeploy.train import seeds as seeds_module
+from neurodeploy.train.config import TrainConfig
+from neurodeploy.train.loop import train
+from neurodeploy.train.seeds import train_seeds
+from neurodeploy.train.stacked import SeedAxis
+
+UPDATES = 200
+LOSSES = ("critic_loss", "actor_loss", "proxy_loss")
+# float rounding of batched against single matrix products (~1e-7), grown by 200 Adam
+# steps: measured 1e-7 and 3e-6 here; a leaked random stream gives 0.05-0.07
+TOLERANCE = 1e-4
+
+
+def small_config(**kw) -> TrainConfig:
+    values = dict(env="Pendulum-v1", algo="pt-td3", neuron="lif", hidden=[64, 64],
+                  proxy_hidden=[64, 64], critic_hidden=64, batch_size=32, timesteps=5,
+                  start_steps=100, steps=100 + UPDATES, eval_every=50, eval_episodes=1,
+                  checkpoint_every=150)  # fmt: skip
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def rows(run_dir):
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def weights(run_dir):
+    return actor_from_payload(torch.load(run_dir / "policy.pt", weights_only=True)).state_dict()
+
+
+def gap(solo_dir, vec_dir) -> float:
+    """The largest relative difference between two runs' logged losses and returns over
+    every evaluation row, and the largest absolute difference of their final weights."""
+    worst = 0.0
+    for a, b in zip(rows(solo_dir), rows(vec_dir), strict=True):
+        for key in (*LOSSES, "eval_return_mean"):
+            if a[key]:
+                x, y = float(a[key]), float(b[key])
+                worst = max(worst, abs(x - y) / max(abs(x), 1e-3))
+    wa, wb = weights(solo_dir), weights(vec_dir)
+    return max(worst, max(float((wa[k] - wb[k]).abs().max()) for k in wa))
+
+
+@pytest.fixture(scope="module")
+def solo_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("solo")
+    cfg = small_config()
+    return {s: train(replace(cfg, seed=s), out / f"seed{s}", progress=False) for s in (0, 1)}
+
+
+def test_each_vectorised_seed_follows_its_solo_run(tmp_path, solo_runs):
+    """Seed k of a vectorised run equals seed k's solo run for the first 200 updates,
+    within float tolerance, and writes an ordinary run directory."""
+    dirs = train_seeds(small_config(), [0, 1], tmp_path / "vec", progress=False, device="cpu")
+    assert [d.name for d in dirs] == ["seed0", "seed1"]
+    for seed, run in zip((0, 1), dirs, strict=True):
+        assert {"config.toml", "metrics.csv", "policy.pt", "best.pt"} <= {
+            p.name for p in run.iterdir()
+        }
+        assert [r["step"] for r in rows(run)] == [r["step"] for r in rows(solo_runs[seed])]
+        assert gap(solo_runs[seed], run) < TOLERANCE, f"seed {seed} left its solo trajectory"
+
+
+def test_a_leaked_random_stream_is_caught(tmp_path, solo_runs, monkeypatch):
+    """The same comparison fails when the seeds share one torch generator (a leak)."""
+
+    class SharedStream(SeedAxis):
+        def __init__(self, generators):
+            super().__init__([generators[0]] * len(generators))
+
+    monkeypatch.setattr(seeds_module, "SeedAxis", SharedStream)
+    dirs = train_seeds(small_config(), [0, 1], tmp_path / "vec", progress=False, device="cpu")
+    assert min(gap(solo_runs[s], d) for s, d in zip((0, 1), dirs, strict=True)) > 10 * TOLERANCE
+
+
+def test_resume_continues_exactly(tmp_path):
+    """A run stopped mid-episode (step 150 of 200-step episodes) and resumed ends with the
+    same weights, bit for bit, as one that never stopped."""
+    cfg = small_config(steps=250)
+    whole = train_seeds(cfg, [3, 4], tmp_path / "whole", progress=False, device="cpu")
+    train_seeds(replace(cfg, steps=150), [3, 4], tmp_path / "parts", progress=False, device="cpu")
+    parts = train_seeds(cfg, [3, 4], tmp_path / "parts", resume=True, progress=False, device="cpu")
+    for a, b in zip(whole, parts, strict=True):
+        wa, wb = weights(a), weights(b)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+        assert [r["eval_return_mean"] for r in rows(a)] == [r["eval_return_mean"] for r in rows(b)]
+
+
+def test_a_changed_environment_refuses_to_resume(tmp_path):
+    cfg = small_config(steps=150)
+    train_seeds(cfg, [0], tmp_path / "run", progress=False, device="cpu")
+    ckpt = tmp_path / "run" / "checkpoint" / "state.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["lanes"][0]["obs"] += 1.0  # what a non-deterministic simulator would do
+    torch.save(state, ckpt)
+    with pytest.raises(Exception, match="did not reproduce"):
+        train_seeds(replace(cfg, steps=200), [0], tmp_path / "run", resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kw, what",
+    [({"sequence_length": 8, "mode": "stateful"}, "sequence"),
+     ({"mode": "stateful"}, "stateful"),
+     ({"neuron": "loihi"}, "loihi")],
+)  # fmt: skip
+def test_unsupported_configs_refuse_in_one_line(tmp_path, kw, what):
+    with pytest.raises(ConfigError, match=what) as err:
+        train_seeds(small_config(**kw), [0, 1], tmp_path / "run", progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_is_refused_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        train_seeds(small_config(), [0], tmp_path / "run", progress=False, device="cuda")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+def test_a_gpu_run_resumes_and_exports_on_the_cpu(tmp_path):
+    cfg = small_config(steps=150)
+    train_seeds(cfg, [0, 1], tmp_path / "run", progress=False, device="cuda")
+    runs = train_seeds(replace(cfg, steps=200), [0, 1], tmp_path / "run", resume=True,
+                       progress=False, device="cpu")  # fmt: skip
+    actor = actor_from_payload(torch.load(runs[0] / "policy.pt", weights_only=True))
+    assert actor(torch.zeros(1, 3)).shape == (1, 1)
+    assert np.isfinite([float(r["eval_return_mean"]) for r in rows(runs[0])]).all()
