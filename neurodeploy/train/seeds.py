@@ -197,7 +197,8 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
                     actor.set_slope(schedule.value)
 
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                sps = len(lanes) * (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
+                # each seed's own env steps/s, as a solo run logs it (the group: N times this)
+                sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
                 for k, lane in enumerate(lanes):
                     _evaluate(lane, actor.member(k), step, sps, float(schedule.value))
                 tick, tick_step = time.perf_counter(), step
