@@ -173,6 +173,32 @@ def step_gflop() -> float:
     return count.get_total_flops() / 1e9
 
 
+def update_ms(batch: int, reps: int = 20) -> float:
+    """Milliseconds of one seed's act + TD3 update at ``batch`` (1 thread). At batch 2 the
+    arithmetic is nil and what is left is the per-op fixed cost (Python, dispatch): the
+    only part of a step that stacking seeds can share."""
+    torch.set_num_threads(1)
+    cfg = TrainConfig(env=ENV, algo="pt-td3", neuron="lif")
+    agent = Agent.build(cfg, make_env(ENV, 0))
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        agent.buffer.add(
+            rng.normal(size=11), rng.uniform(-1, 1, 3), 0.0, rng.normal(size=11), False
+        )
+
+    def step():
+        with torch.no_grad():
+            agent.actor(torch.zeros(1, 11))
+        agent.td3.update(lambda: agent.buffer.sample(batch, rng))
+
+    for _ in range(4):
+        step()
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    return (time.perf_counter() - start) / reps * 1e3
+
+
 def mm_gflops(threads: int) -> float:
     """torch.mm GFLOP/s at the step's largest shapes (actor hidden layer over B*T rows, the
     proxy's and the critic's hidden layers over B rows), with ``threads`` threads."""
@@ -217,6 +243,9 @@ def seeds_main(args) -> None:
                     n, args.random_steps, args.steps, args.device, 1, tmp
                 )
     peak = {t: mm_gflops(t) for t in sorted({1, os.cpu_count()})}
+    full, fixed = update_ms(256), update_ms(2)
+    n = counts[-1]
+    ceiling = n * full / (n * full - (n - 1) * fixed)  # every seed but one sheds its fixed cost
     base = next(iter(rates.values()))
     rows = "".join(
         f"| {name} | {rate:.1f} | {rate / base:.2f}x | {rate * gflop:.1f} |\n"
@@ -233,7 +262,11 @@ def seeds_main(args) -> None:
         f"|---|---|---|---|\n{rows}\n"
         "torch.mm at the step's shapes (1280x256x256, 256x512x512, 256x256x256), same run: "
         + ", ".join(f"{v:.0f} GFLOP/s with {t} thread{'s' * (t > 1)}" for t, v in peak.items())
-        + ".\n"
+        + ".\n\n"
+        f"One seed's act + update, 1 thread: {full:.1f} ms at batch 256, {fixed:.1f} ms at "
+        f"batch 2 (the per-op fixed cost, the only part stacking can share). So {n} stacked "
+        f"seeds can at best run {ceiling:.2f}x as fast as {n} seeds one after another on "
+        "the same core; the rest of the step is arithmetic that grows with the seeds.\n"
     )
     print(body)
     key = "train_seeds" if args.device == "cpu" else "train_seeds_gpu"
