@@ -141,3 +141,16 @@ def test_a_gpu_run_resumes_and_exports_on_the_cpu(tmp_path):
     actor = actor_from_payload(torch.load(runs[0] / "policy.pt", weights_only=True))
     assert actor(torch.zeros(1, 3)).shape == (1, 1)
     assert np.isfinite([float(r["eval_return_mean"]) for r in rows(runs[0])]).all()
+
+
+def test_resume_refusals_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="no seed<k>/config.toml"):
+        train_seeds(small_config(), [0, 1], tmp_path / "none", resume=True, progress=False)
+    assert not (tmp_path / "none").exists()
+    train_seeds(small_config(steps=120), [0], tmp_path / "run", progress=False, device="cpu")
+    with pytest.raises(ConfigError, match="already at step 120"):
+        train_seeds(small_config(steps=110), [0], tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(ConfigError, match="seeds"):
+        train_seeds(small_config(steps=130), [0, 1], tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(ConfigError, match="already exists"):
+        train_seeds(small_config(), [0], tmp_path / "run", progress=False)

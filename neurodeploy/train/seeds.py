@@ -142,9 +142,12 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
     ckpt_path = _prepare(cfg, seeds, out, resume)
     lanes = [_lane(cfg, seed, out, device) for seed in seeds]
     td3, actor, schedule = _build(cfg, lanes, device)
+    for lane in lanes:  # only now that everything was built: a failure leaves no folder
+        lane.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(lane.run_dir)
     step = 0
     if ckpt_path is not None:
-        step = _restore(load_checkpoint(ckpt_path), seeds, td3, schedule, lanes)
+        step = _restore(load_checkpoint(ckpt_path), seeds, cfg.steps, td3, schedule, lanes)
     else:
         for lane in lanes:
             save_config(lane.cfg, lane.run_dir / "config.toml")
@@ -230,14 +233,17 @@ def _prepare(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool) -> Pat
                 "or choose another --out"
             )
         return None
-    if not ckpt.is_file():  # killed before the first checkpoint: nothing to keep
-        if out.exists():
-            for seed in seeds:
-                for name in ("metrics.csv", "policy.pt", "best.pt", "curves.png", "config.toml"):
-                    (out / f"seed{seed}" / name).unlink(missing_ok=True)
+    configs = [out / f"seed{seed}" / "config.toml" for seed in seeds]
+    if not ckpt.is_file():
+        if not any(c.exists() for c in configs):
+            raise ConfigError(
+                f"--resume: {out} is not a run of seeds {seeds} (no seed<k>/config.toml)"
+            )
+        for config in configs:  # killed before the first checkpoint: start over
+            for name in ("metrics.csv", "policy.pt", "best.pt", "curves.png", "config.toml"):
+                (config.parent / name).unlink(missing_ok=True)
         return None
-    for seed in seeds:
-        config_path = out / f"seed{seed}" / "config.toml"
+    for seed, config_path in zip(seeds, configs, strict=True):
         if not config_path.exists():
             raise ConfigError(f"--resume: {out} has no run of seed {seed} (--seeds differ?)")
         diff = differing_keys(read_config(config_path), replace(cfg, seed=seed))
@@ -257,8 +263,6 @@ def _lane(cfg: TrainConfig, seed: int, out: Path, device) -> Lane:
             f"--seeds does not support {cfg.env}'s reward curriculum; train the seeds one "
             "by one with --seed (or set curriculum = false)"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(run_dir)
     a_cfg = actor_config(lane_cfg, env)
     return Lane(seed, lane_cfg, run_dir, env, make_train_env(lane_cfg),
                 replay_buffer(lane_cfg, a_cfg, device), np.random.default_rng(seed),
@@ -334,9 +338,14 @@ def _checkpoint(path: Path, seeds, td3: TD3, schedule, lanes: list[Lane], step: 
     save_checkpoint(_to_cpu(state), path)
 
 
-def _restore(ckpt: dict, seeds, td3: TD3, schedule, lanes: list[Lane]) -> int:
+def _restore(ckpt: dict, seeds, steps: int, td3: TD3, schedule, lanes: list[Lane]) -> int:
     if ckpt.get("seeds") != list(seeds):
         raise ConfigError(f"--resume: the checkpoint holds seeds {ckpt.get('seeds')}, not {seeds}")
+    if int(ckpt.get("step", 0)) > steps:
+        raise ConfigError(
+            f"--resume: the run is already at step {ckpt['step']}; steps must be >= that, "
+            f"not {steps}"
+        )
     try:
         td3.load_state_dict(ckpt["td3"])
         schedule.load_state_dict(ckpt["schedule"])
