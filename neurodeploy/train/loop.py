@@ -311,28 +311,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
-                returns, rates = evaluate(
-                    agent.actor, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET
-                )
-                state["last_eval"] = float(np.mean(returns)) if returns else math.nan
-                row = {
-                    "step": step,
-                    "episode_return": state["last_return"],
-                    "eval_return_mean": state["last_eval"],
-                    "eval_return_std": float(np.std(returns)) if returns else math.nan,
-                    "steps_per_s": sps,
-                    "slope": float(agent.schedule.value),
-                    "guide_share": float(share) if guide is not None else math.nan,
-                }
-                row.update({k: float(np.mean(v)) for k, v in losses.items()})
-                row.update({f"rate_{k}": v for k, v in rates.items()})
-                metrics.log(row)
-                losses.clear()
-                payload = {**policy_payload(agent.actor), "env": cfg.env}
-                atomic_torch_save(payload, run_dir / "policy.pt")
-                if state["last_eval"] > state.get("best_eval", -math.inf):
-                    state["best_eval"] = state["last_eval"]
-                    atomic_torch_save(payload, run_dir / BEST_POLICY)
+                extra = {"guide_share": float(share) if guide is not None else math.nan}
+                log_evaluation(agent.actor, eval_env, cfg, run_dir, metrics, state, losses,
+                               step, sps, float(agent.schedule.value), extra)  # fmt: skip
                 tick, tick_step = time.perf_counter(), step
             if terminated or truncated:
                 agent.buffer.end_episode()
@@ -371,6 +352,34 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     env.close()
     eval_env.close()
     return run_dir
+
+
+def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Metrics,
+                   state: dict, losses: dict, step: int, sps: float, slope: float,
+                   extra: dict | None = None) -> None:  # fmt: skip
+    """Evaluate, log the metrics row (the mean losses since the last one, then cleared),
+    write policy.pt, and best.pt when this evaluation is the best so far (``state`` holds
+    ``last_return``, ``last_eval`` and ``best_eval``)."""
+    returns, rates = evaluate(actor, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
+    state["last_eval"] = float(np.mean(returns)) if returns else math.nan
+    row = {
+        "step": step,
+        "episode_return": state["last_return"],
+        "eval_return_mean": state["last_eval"],
+        "eval_return_std": float(np.std(returns)) if returns else math.nan,
+        "steps_per_s": sps,
+        "slope": slope,
+        **(extra or {}),
+    }
+    row.update({k: float(np.mean(v)) for k, v in losses.items()})
+    row.update({f"rate_{k}": v for k, v in rates.items()})
+    metrics.log(row)
+    losses.clear()
+    payload = {**policy_payload(actor), "env": cfg.env}
+    atomic_torch_save(payload, run_dir / "policy.pt")
+    if state["last_eval"] > state.get("best_eval", -math.inf):
+        state["best_eval"] = state["last_eval"]
+        atomic_torch_save(payload, run_dir / BEST_POLICY)
 
 
 def check_writable_dir(path: Path, what: str) -> None:

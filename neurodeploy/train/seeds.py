@@ -37,24 +37,20 @@ import torch
 
 from neurodeploy.envs import check_observation
 from neurodeploy.errors import CheckpointError, ConfigError
-from neurodeploy.snn import policy_payload
 from neurodeploy.train.buffer import Batch, ReplayBuffer
 from neurodeploy.train.checkpoint import (
-    BEST_POLICY,
-    atomic_torch_save,
     load_checkpoint,
     remove_stale_tmp,
     save_checkpoint,
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
 from neurodeploy.train.device import resolve_device
-from neurodeploy.train.evaluate import evaluate
 from neurodeploy.train.loop import (
-    EVAL_SEED_OFFSET,
     _progress,
     actor_config,
     build_networks,
     check_writable_dir,
+    log_evaluation,
     make_train_env,
     replay_buffer,
     slope_schedule,
@@ -76,6 +72,7 @@ def check_vectorisable(cfg: TrainConfig) -> None:
         (cfg.mode == "stateful" and cfg.neuron != "ann", "stateful actors"),
         (cfg.slope_schedule == "adaptive", "the adaptive slope schedule (it follows returns)"),
         (cfg.neuron == "loihi", "the loihi neuron (its quantisation reads weights as numbers)"),
+        (cfg.sop_budget > 0, "the SOP budget (sop_budget > 0: one multiplier per actor)"),
     ]
     for refused, what in refusals:
         if refused:
@@ -203,7 +200,9 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
                 # each seed's own env steps/s, as a solo run logs it (the group: N times this)
                 sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
                 for k, lane in enumerate(lanes):
-                    _evaluate(lane, actor.member(k), step, sps, float(schedule.value))
+                    log_evaluation(actor.member(k), lane.eval_env, lane.cfg, lane.run_dir,
+                                   lane.metrics, lane.counters, lane.losses, step, sps,
+                                   float(schedule.value), {"guide_share": math.nan})  # fmt: skip
                 tick, tick_step = time.perf_counter(), step
             for lane in lanes:
                 if lane.done:
@@ -297,25 +296,6 @@ def _stacked_batch(lanes: list[Lane], batch_size: int) -> Batch:
     """One batch per lane, each from its own buffer with its own generator, stacked."""
     batches = [lane.buffer.sample(batch_size, lane.rng) for lane in lanes]
     return Batch(*(torch.stack([getattr(b, f.name) for b in batches]) for f in fields(Batch)))
-
-
-def _evaluate(lane: Lane, actor, step: int, sps: float, slope: float) -> None:
-    returns, rates = evaluate(actor, lane.eval_env, lane.cfg.eval_episodes,
-                              lane.seed + EVAL_SEED_OFFSET)  # fmt: skip
-    c = lane.counters
-    c["last_eval"] = float(np.mean(returns))
-    row = {"step": step, "episode_return": c["last_return"], "eval_return_mean": c["last_eval"],
-           "eval_return_std": float(np.std(returns)), "steps_per_s": sps, "slope": slope,
-           "guide_share": math.nan}  # fmt: skip
-    row.update({k: float(np.mean(v)) for k, v in lane.losses.items()})
-    row.update({f"rate_{k}": v for k, v in rates.items()})
-    lane.metrics.log(row)
-    lane.losses.clear()
-    payload = {**policy_payload(actor), "env": lane.cfg.env}
-    atomic_torch_save(payload, lane.run_dir / "policy.pt")
-    if c["last_eval"] > c["best_eval"]:
-        c["best_eval"] = c["last_eval"]
-        atomic_torch_save(payload, lane.run_dir / BEST_POLICY)
 
 
 def _checkpoint(path: Path, seeds, td3: TD3, schedule, lanes: list[Lane], step: int) -> None:
