@@ -54,6 +54,11 @@ OPTIONS: dict[str, Option] = {
     "tau": Option("Polyak factor of the target networks", 0.0, 1.0, above=True),
     "actor_lr": Option("actor learning rate (Adam)", 0.0, 1.0, above=True),
     "critic_lr": Option("critic learning rate (Adam)", 0.0, 1.0, above=True),
+    "lr_schedule": Option(
+        "constant | linear (actor and critic learning rates fall linearly to 0 from "
+        "start_steps to the last step)",
+        choices=("constant", "linear"),
+    ),  # fmt: skip
     "expl_noise": Option("exploration noise std, a fraction of the action half-range", 0.0, 10.0),
     "policy_noise": Option("target policy smoothing noise std (TD3)", 0.0, 10.0),
     "noise_clip": Option("clip of the target policy smoothing noise (TD3)", 0.0, 10.0),
@@ -212,6 +217,7 @@ class TrainConfig:
     tau: float = 0.005
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
+    lr_schedule: str = "constant"  # linear: both learning rates fall to 0 at the last step
     expl_noise: float = 0.1  # fraction of the action half-range
     policy_noise: float = 0.2
     noise_clip: float = 0.5

@@ -303,6 +303,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             episode_step += 1
 
             if step > cfg.start_steps and step % cfg.update_every == 0 and _ready(agent.buffer):
+                set_learning_rates(agent.td3, cfg, step)
                 result = agent.td3.update(lambda: agent.buffer.sample(cfg.batch_size, rng))
                 for k, v in result.items():
                     losses.setdefault(k, []).append(v)
@@ -352,6 +353,19 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     env.close()
     eval_env.close()
     return run_dir
+
+
+def set_learning_rates(td3, cfg: TrainConfig, step: int) -> None:
+    """``lr_schedule = "linear"``: the actor's and critic's learning rates fall linearly from
+    their values at ``start_steps`` to 0 at ``steps`` (RL Baselines3 Zoo's linear schedule),
+    so a policy cannot drift away late in a short budget. A function of the step alone, so
+    a resumed run sets the same rates."""
+    if cfg.lr_schedule == "constant":
+        return
+    left = 1.0 - (step - cfg.start_steps) / max(1, cfg.steps - cfg.start_steps)
+    for opt, lr in ((td3.actor_opt, cfg.actor_lr), (td3.critic_opt, cfg.critic_lr)):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, max(0.0, left))
 
 
 def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Metrics,

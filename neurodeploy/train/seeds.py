@@ -53,6 +53,7 @@ from neurodeploy.train.loop import (
     log_evaluation,
     make_train_env,
     replay_buffer,
+    set_learning_rates,
     slope_schedule,
     td3_settings,
 )
@@ -72,7 +73,6 @@ def check_vectorisable(cfg: TrainConfig) -> None:
         (cfg.mode == "stateful" and cfg.neuron != "ann", "stateful actors"),
         (cfg.slope_schedule == "adaptive", "the adaptive slope schedule (it follows returns)"),
         (cfg.neuron == "loihi", "the loihi neuron (its quantisation reads weights as numbers)"),
-        (cfg.sop_budget > 0, "the SOP budget (sop_budget > 0: one multiplier per actor)"),
     ]
     for refused, what in refusals:
         if refused:
@@ -188,6 +188,7 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
                 lane.counters["step"] = step
 
             if step > cfg.start_steps and step % cfg.update_every == 0:
+                set_learning_rates(td3, cfg, step)
                 result = td3.update(lambda: _stacked_batch(lanes, cfg.batch_size))
                 for name, values in result.items():
                     for lane, value in zip(lanes, values, strict=True):
