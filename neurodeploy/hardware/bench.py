@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,8 +12,8 @@ from neurodeploy.export.loihi2 import chip_input
 from neurodeploy.export.netx import read_netx
 from neurodeploy.hardware import energy as E
 from neurodeploy.hardware import workload
-from neurodeploy.hardware.backends import bundle_schedule, shipped
-from neurodeploy.hardware.runner import open_target, run_policy
+from neurodeploy.hardware.backends import bundle_schedule, lookup, shipped
+from neurodeploy.hardware.runner import RunResult, open_target, run_policy
 from neurodeploy.snn import SpikingActor
 
 DEFAULT_PROFILES = ("loihi", "loihi2", "paper", "cmos45nm")
@@ -41,23 +42,11 @@ def bench_energy(
     fixed = read_netx(shipped(bundle, "policy.net"), int(schedule["input_message_bits"]))
     T = int(schedule["timesteps_per_action"])
     lava_steps = int(schedule["lava_steps_per_action"])
-    # spikes identical to Lava fixed_pt; every control step's trains are kept
-    steps: list[list[np.ndarray]] = []  # per control step: chip-input frames, each layer's
-    starts: list[int] = []  # the control step each episode began with
-
-    def keep(env, policy, episode, step, action, total):
-        if step == 1:
-            starts.append(len(steps))
-        frames = chip_input(policy.trains[0], actor.graded_input)
-        steps.append([frames, *(np.asarray(t, np.int8) for t in policy.trains[1:-1])])
-
-    counted = run_policy(bundle, "emulator", episodes, seed, on_step=keep)
-    stateful = actor.config.mode == "stateful"
-    inputs = _synapse_inputs(steps, starts, stateful)
-    exact = [s / len(steps) for s in workload.synaptic_events(inputs, [f.weight for f in fixed])]
-    ops = E.count_ops(
-        counted.spikes_per_step, counted.layer_sizes, [f.weight for f in fixed], lava_steps, exact
+    # spikes identical to Lava fixed_pt
+    counted, ops, steps, starts = closed_loop_ops(
+        bundle, actor, "emulator", [f.weight for f in fixed], lava_steps, episodes, seed
     )
+    stateful = actor.config.mode == "stateful"
     macs = E.ann_macs(actor.config.obs_dim, actor.config.act_dim)
     report = {
         "policy": str(path),
@@ -90,6 +79,52 @@ def bench_energy(
         }
     E.write_report(Path(out) if out else bundle, report)
     return report
+
+
+class ClosedLoopOps(NamedTuple):
+    """What :func:`closed_loop_ops` counted: the run, its operations per control step, and
+    the kept trains (per control step: the core's input frames, each hidden layer's spikes)
+    with the control step each episode began at."""
+
+    run: RunResult
+    ops: dict
+    steps: list[list[np.ndarray]]
+    starts: list[int]
+
+
+def closed_loop_ops(
+    path: Path,
+    actor: SpikingActor,
+    backend: str,
+    weights: list[np.ndarray],
+    lava_steps: int,
+    episodes: int,
+    seed: int,
+    observe=None,
+) -> ClosedLoopOps:
+    """Run ``path``'s policy on ``backend`` in closed loop (episode i seeded seed + i) and count
+    its operations per control step, as ``bench-energy`` does: every control step's spike
+    trains are kept, and each layer's SOPs are its input spikes times their neurons' own
+    fan-out in ``weights`` (``neurodeploy/snn/sops.py``), averaged over the control steps.
+    A fixed-point backend's input frames are counted as the chip receives them (graded
+    payloads that round to zero are not events). ``observe(episode, obs)`` sees every
+    observation."""
+    chip = getattr(lookup(backend), "fixed", False)
+    steps: list[list[np.ndarray]] = []  # per control step: input frames, each layer's spikes
+    starts: list[int] = []  # the control step each episode began with
+
+    def keep(env, policy, episode, step, action, total):
+        if step == 1:
+            starts.append(len(steps))
+        frames = policy.trains[0]
+        frames = chip_input(frames, actor.graded_input) if chip else np.asarray(frames)
+        steps.append([frames, *(np.asarray(t, np.int8) for t in policy.trains[1:-1])])
+
+    counted = run_policy(path, backend, episodes, seed, observe=observe, on_step=keep)
+    inputs = _synapse_inputs(steps, starts, actor.config.mode == "stateful")
+    exact = [s / len(steps) for s in workload.synaptic_events(inputs, weights)]
+    ops = E.count_ops(counted.spikes_per_step, counted.layer_sizes, weights, lava_steps, exact)
+    return ClosedLoopOps(counted, ops, steps, starts)
 
 
 def _synapse_inputs(steps, starts, stateful: bool) -> list[np.ndarray]:

@@ -2,8 +2,9 @@
 
 Per control step (one action):
 
-- synaptic ops (SOP) of layer i = spikes of its presynaptic population x the mean number
-  of non-zero outgoing weights per presynaptic neuron;
+- synaptic ops (SOP) of layer i = each spike of its presynaptic population x its neuron's
+  non-zero outgoing weights (``neurodeploy/snn/sops.py``, the formula training's
+  ``sop_budget`` uses too), or spikes x the mean of those where the trains were not kept;
 - neuron updates = every neuron of every on-chip layer, every Lava step (P = T + L);
 - ANN MACs = the baseline actor's sum of in x out over its layers (obs -> 256 -> 256 -> act);
 - E_snn = SOP * (sop_pj + sop_weight_read_pj) + updates * neuron_update_pj (active for
@@ -26,6 +27,7 @@ import numpy as np
 
 from neurodeploy.errors import ConfigError
 from neurodeploy.paths import recipe_dir
+from neurodeploy.snn.sops import fanout
 
 STATUSES = ("measured", "simulated", "estimated")
 FIELDS = (
@@ -94,7 +96,7 @@ def ann_macs(obs_dim: int, act_dim: int, hidden=(256, 256)) -> int:
 
 def mean_fanout(weights: list[np.ndarray]) -> list[float]:
     """Mean non-zero outgoing weights per presynaptic neuron, for each weight matrix [out, in]."""
-    return [float(np.count_nonzero(w) / w.shape[1]) for w in weights]
+    return [float(fanout(w).double().mean()) for w in weights]
 
 
 def count_ops(

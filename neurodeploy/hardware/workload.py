@@ -27,6 +27,7 @@ from torch import nn
 
 from neurodeploy.export.emulator import lif_dynamics
 from neurodeploy.export.loihi2 import FixedLayer
+from neurodeploy.snn.sops import synaptic_ops
 
 STATIC = ("ParameterCount", "Footprint", "ConnectionSparsity")
 WORKLOAD = ("SynapticOperations", "ActivationSparsity")
@@ -113,10 +114,7 @@ def run_benchmark(bench) -> dict:
 def synaptic_events(inputs: list[np.ndarray], weights: list[np.ndarray]) -> list[float]:
     """Per layer: sum over steps of the presynaptic neurons that fired (non-zero) times each
     one's non-zero outgoing weights. ``inputs`` [steps, in] per layer, ``weights`` [out, in]."""
-    return [
-        float((np.asarray(x) != 0).sum(axis=0) @ np.count_nonzero(w, axis=0))
-        for x, w in zip(inputs, weights, strict=True)
-    ]
+    return [float(s) for s in synaptic_ops(inputs, weights)]  # the formula training uses too
 
 
 def neurobench_metrics(

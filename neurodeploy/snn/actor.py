@@ -24,6 +24,7 @@ from neurodeploy.snn.codec import (
 )
 from neurodeploy.snn.layers import SpikingLayer
 from neurodeploy.snn.neurons import NeuronConfig
+from neurodeploy.snn.sops import synaptic_ops
 
 MODES = ("reset", "stateful")
 
@@ -232,6 +233,36 @@ class SpikingActor(nn.Module):
         t-1 (the encoder's for i = 0); the state then also holds each layer's last
         input frame.
         """
+        actions, state, _ = self._run(obs_seq, state)
+        return actions, state
+
+    def forward_with_sops(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [B, obs_dim] -> (action [B, act_dim], SOPs per action).
+
+        :meth:`forward`, and the synaptic operations its core performed per action (the
+        batch mean, float64): every layer's input spikes times their neurons' fan-out
+        (``neurodeploy/snn/sops.py``), as ``neurodeploy bench-energy`` counts them. The
+        count carries the surrogate gradient of the spikes, so a loss can lower it.
+        """
+        state = self.state if self.config.mode == "stateful" else None
+        actions, state, inputs = self._run(obs.unsqueeze(0), state)
+        if self.config.mode == "stateful":
+            self.state = _detach(state)
+        sops = sum(synaptic_ops(inputs, self.synaptic_weights()))
+        return actions[0], sops / obs.shape[0]
+
+    def synaptic_weights(self) -> list[torch.Tensor]:
+        """Each layer's weight matrix [out, in] as the layer multiplies with it (the integer
+        one for ``loihi`` neurons), detached: what decides every neuron's fan-out."""
+        with torch.no_grad():
+            return [
+                layer.quantized()["weight"] if layer.fixed_point else layer.linear.weight.detach()
+                for layer in self.layers
+            ]
+
+    def _run(self, obs_seq: torch.Tensor, state):
+        """:meth:`forward_sequence`, and what each layer's synapses received (the layer
+        inputs, delayed where ``synaptic_delay`` says so), with their gradients."""
         L, B = obs_seq.shape[:2]
         if self.config.mode == "reset":
             obs_seq, state = obs_seq.reshape(1, L * B, -1), None
@@ -239,7 +270,7 @@ class SpikingActor(nn.Module):
         enc_state, layer_states, frames = state or ActorState(None, [None] * n, None)
         x, enc_state = self.core_input(obs_seq, enc_state)
         spikes = {"encoder": x.detach()}
-        new_states, new_frames = [], []
+        new_states, new_frames, inputs = [], [], []
         for i, (name, layer, st) in enumerate(
             zip(self.layer_names, self.layers, layer_states, strict=True)
         ):
@@ -247,6 +278,7 @@ class SpikingActor(nn.Module):
                 first = frames[i] if frames is not None else torch.zeros_like(x[0])
                 new_frames.append(x[-1])
                 x = torch.cat([first.unsqueeze(0), x[:-1]])
+            inputs.append(x)
             x, st = layer(x, st)
             new_states.append(st)
             spikes[name] = x.detach()
@@ -254,7 +286,7 @@ class SpikingActor(nn.Module):
         actions = self.decode(x)
         if self.config.mode == "reset":
             actions = actions.reshape(L, B, -1)
-        return actions, ActorState(enc_state, new_states, new_frames or None)
+        return actions, ActorState(enc_state, new_states, new_frames or None), inputs
 
     def decode(self, out_spikes: torch.Tensor) -> torch.Tensor:
         """Output spike trains [L*T, B, n] -> actions [L, B, act_dim]: the firing rate over

@@ -100,7 +100,9 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
         spikes_p   = spikes of population p per action, counted in the episode
         SOP/action = sum over presynaptic p (all but the last) of spikes_p * fanout_p
         fanout_p   = non-zero outgoing weights per neuron of p (the next layer's width
-                     for dense layers), as ``neurodeploy bench-energy`` counts them
+                     for dense layers); each spike counts its own neuron's fan-out, as
+                     ``neurodeploy bench-energy`` and training's ``sop_budget`` count
+                     (``neurodeploy/snn/sops.py``, through ``hardware.bench.closed_loop_ops``)
         rate_p     = spikes_p / (N_p * T)
         firing rate = sum_{p != encoder} spikes_p / (sum_{p != encoder} N_p * T)
 
@@ -110,8 +112,7 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
 
     from neurodeploy.export.bundle import load_policy
     from neurodeploy.export.timing import lava_steps_per_action
-    from neurodeploy.hardware.energy import count_ops
-    from neurodeploy.hardware.runner import run_policy
+    from neurodeploy.hardware.bench import closed_loop_ops
     from neurodeploy.snn import SpikingActor
 
     actor, _ = load_policy(run_dir)
@@ -122,11 +123,10 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
             if isinstance(m, torch.nn.Linear)
         )
         return {"sops_per_action": None, "firing_rate": None, "macs_per_action": int(macs)}
-    result = run_policy(run_dir, "torch", episodes=1, seed=seed)
     T = actor.config.timesteps
-    weights = [layer.linear.weight.detach().numpy() for layer in actor.layers]
+    weights = [w.cpu().numpy() for w in actor.synaptic_weights()]
     steps = lava_steps_per_action(T, len(weights), actor.config.mode == "stateful")
-    ops = count_ops(result.spikes_per_step, result.layer_sizes, weights, steps)
+    result, ops, _, _ = closed_loop_ops(run_dir, actor, "torch", weights, steps, 1, seed)
     spikes, sizes = result.spikes_per_step, result.layer_sizes
     return {
         "sops_per_action": ops["sops"],

@@ -65,6 +65,13 @@ OPTIONS: dict[str, Option] = {
     "smooth_temporal": Option("CAPS lambda_T, flat TD3 only", 0.0, 1e6),
     "smooth_spatial": Option("CAPS lambda_S, flat TD3 only", 0.0, 1e6),
     "smooth_sigma": Option("CAPS sigma_S in observation units", 0.0, 1e6, above=True),
+    "sop_budget": Option(
+        "synaptic operations per action the actor may spend (0: no budget); a multiplier "
+        "tuned during training holds it (flat TD3, spiking actors)",
+        0.0,
+        1e12,
+    ),
+    "sop_lr": Option("Adam learning rate of log(multiplier) of sop_budget", 0.0, 1.0, above=True),
     "policy_delay": Option("critic updates per actor update (TD3)", 1, 1000),
     "proxy_hidden": Option("proxy network widths (empty: the neuron's default)", 1, 2**16),
     "proxy_lr": Option("proxy learning rate (0: the neuron's default)", 0.0, 1.0),
@@ -224,6 +231,9 @@ class TrainConfig:
     smooth_temporal: float = 0.0  # CAPS lambda_T, flat TD3 only (in a guided run: the guide)
     smooth_spatial: float = 0.0  # CAPS lambda_S
     smooth_sigma: float = 0.01  # CAPS sigma_S (observation units)
+    # synaptic operations per action (0: off), held by a Lagrange multiplier (train/budget.py)
+    sop_budget: float = 0.0
+    sop_lr: float = 1e-3  # Adam learning rate of the multiplier's log
     policy_delay: int = 2
     proxy_hidden: list[int] = field(default_factory=list)  # empty: per-neuron default
     proxy_lr: float = 0.0  # 0: per-neuron default
@@ -279,6 +289,22 @@ class TrainConfig:
             raise ConfigError("hidden must list at least one layer width, e.g. [256, 256]")
         self._check_stateful()
         self._check_schedule()
+        self._check_sop_budget()
+
+    def _check_sop_budget(self) -> None:
+        """The SOP budget counts a spiking actor's synapses in the flat TD3 actor update."""
+        if not self.sop_budget:
+            return
+        if self.neuron == "ann":
+            raise ConfigError(
+                "sop_budget counts a spiking actor's synaptic operations; an ANN actor "
+                "(neuron = 'ann') has none: set sop_budget = 0 or a spiking neuron"
+            )
+        if self.sequence_length > 0:
+            raise ConfigError(
+                "sop_budget acts on flat TD3 (a per-action-reset actor), not on sequence "
+                "training (sequence_length > 0): set sop_budget = 0 or sequence_length = 0"
+            )
 
     def _check_schedule(self) -> None:
         """The slope schedule must be buildable and must change something."""

@@ -139,6 +139,8 @@ def td3_settings(cfg: TrainConfig) -> TD3Settings:
         smooth_temporal=cfg.smooth_temporal,
         smooth_spatial=cfg.smooth_spatial,
         smooth_sigma=cfg.smooth_sigma,
+        sop_budget=cfg.sop_budget,
+        sop_lr=cfg.sop_lr,
         policy_delay=cfg.policy_delay,
         proxy_lr=cfg.proxy_lr,
         proxy_steps=cfg.proxy_steps,

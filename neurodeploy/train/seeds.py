@@ -73,6 +73,7 @@ def check_vectorisable(cfg: TrainConfig) -> None:
         (cfg.mode == "stateful" and cfg.neuron != "ann", "stateful actors"),
         (cfg.slope_schedule == "adaptive", "the adaptive slope schedule (it follows returns)"),
         (cfg.neuron == "loihi", "the loihi neuron (its quantisation reads weights as numbers)"),
+        (cfg.sop_budget > 0, "the SOP budget (sop_budget > 0: one multiplier per actor)"),
     ]
     for refused, what in refusals:
         if refused:

@@ -17,6 +17,9 @@ One update, read top to bottom:
    ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
    + lambda_S ||pi(s) - pi(s + N(0, sigma_S))||^2``: the Q term is normalised so the
    weights do not depend on the reward scale; it stops bang-bang chattering.
+   With a synaptic-operation budget B (``sop_budget``) the loss adds ``lambda * SOP / B``,
+   the actor's SOPs per action on the batch (Q normalised as above), and ``lambda`` then
+   takes one dual-ascent step (``neurodeploy/train/budget.py``).
 
 Steps 1 and 2 go through the target strategy (``neurodeploy/train/targets.py``).
 """
@@ -30,6 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from neurodeploy.errors import ConfigError
+from neurodeploy.train.budget import make_budget
 from neurodeploy.train.buffer import Batch
 from neurodeploy.train.stacked import SeedAxis, Solo
 from neurodeploy.train.targets import PolyakTarget, ProxyTarget, adam, polyak
@@ -69,6 +74,8 @@ class TD3Settings:
     smooth_temporal: float = 0.0  # lambda_T (CAPS): ||pi(s) - pi(s')||^2
     smooth_spatial: float = 0.0  # lambda_S (CAPS): ||pi(s) - pi(s + noise)||^2
     smooth_sigma: float = 0.01  # sigma_S, the observation noise of the spatial term
+    sop_budget: float = 0.0  # synaptic operations per action (0: none; train/budget.py)
+    sop_lr: float = 1e-3  # Adam learning rate of log(lambda), the budget's multiplier
 
 
 class TD3:
@@ -85,6 +92,9 @@ class TD3:
         self.critic_opt = adam(critic, settings.critic_lr)
         self.low, self.high = action_low, action_high
         self.half_range = (action_high - action_low) / 2
+        if settings.sop_budget and not isinstance(self.axis, Solo):
+            raise ConfigError("sop_budget holds one actor's multiplier; stacked seeds have N")
+        self.budget = make_budget(settings.sop_budget, settings.sop_lr, action_low.device)
         self.updates = 0
 
     def update(self, sample: Callable[[], Batch]) -> dict[str, float]:
@@ -117,17 +127,21 @@ class TD3:
 
         # 4. delayed actor update, then Polyak averaging of the critic (and a Polyak target)
         if self.updates % s.policy_delay == 0:
-            actions = self.actor(batch.obs)
+            actions, sops = self.budget.act(self.actor, batch.obs)  # sops: None without budget
             q1_pi, _ = self.critic(batch.obs, actions)
             actor_loss = -self.axis.mean(q1_pi)
+            if s.smooth_temporal or s.smooth_spatial or self.budget.normalises_q:
+                actor_loss = actor_loss / self.axis.mean(q1_pi.abs()).detach()
             if s.smooth_temporal or s.smooth_spatial:
                 smooth = self._smoothness(batch, actions)
-                actor_loss = actor_loss / self.axis.mean(q1_pi.abs()).detach() + smooth
+                actor_loss = actor_loss + smooth
                 losses["smooth_loss"] = smooth.tolist()
+            actor_loss = actor_loss + self.budget.penalty(sops)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.sum().backward()
             self.actor_opt.step()
             losses["actor_loss"] = actor_loss.tolist()
+            losses.update(self.budget.step(sops))  # the multiplier follows the batch's SOPs
             polyak(self.critic, self.critic_target, s.tau)
             self.target.after_actor_step()
         return losses
@@ -154,12 +168,14 @@ class TD3:
 
     def state_dict(self) -> dict:
         state = {name: part.state_dict() for name, part in self._modules().items()}
-        return {**state, **self.target.state_dict(), "updates": self.updates}
+        return {**state, **self.target.state_dict(), **self.budget.state_dict(),
+                "updates": self.updates}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         for name, part in self._modules().items():
             part.load_state_dict(state[name])
         self.target.load_state_dict(state)
+        self.budget.load_state_dict(state)
         self.updates = int(state["updates"])
 
 
