@@ -26,12 +26,12 @@ def fanout(weight: torch.Tensor | np.ndarray) -> torch.Tensor:
     return (torch.as_tensor(weight) != 0).sum(dim=0)
 
 
-def fired(x: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """1 where the input is non-zero, 0 elsewhere (float64), with ``x``'s gradient."""
+def fired(x: torch.Tensor | np.ndarray, dtype=torch.float32) -> torch.Tensor:
+    """1 where the input is non-zero, 0 elsewhere (in ``dtype``), with ``x``'s gradient."""
     x = torch.as_tensor(x)
-    indicator = (x != 0).to(torch.float64)
+    indicator = (x != 0).to(dtype)
     if x.requires_grad:  # value: exactly the indicator (x - x == 0); gradient: x's own
-        indicator = indicator + (x - x.detach()).to(torch.float64)
+        indicator = indicator + (x - x.detach()).to(dtype)
     return indicator
 
 
@@ -40,10 +40,13 @@ def synaptic_ops(inputs: list, weights: list) -> list[torch.Tensor]:
 
     ``inputs[i]`` is what layer i received, ``[..., in_i]`` (steps, batch, ...); ``weights[i]``
     its weight matrix ``[out_i, in_i]``. Returns one float64 scalar tensor per layer: exact for
-    integer counts below 2**53, and differentiable through spikes that carry a gradient.
+    integer counts below 2**53, and differentiable through spikes that carry a gradient. Each
+    neuron's spike count is summed in float32 (exact below 2**24 rows, float64 beyond).
     """
     out = []
     for x, w in zip(inputs, weights, strict=True):
-        per_neuron = fired(x).reshape(-1, w.shape[1]).sum(dim=0)
+        rows = int(np.prod(x.shape[:-1]))
+        dtype = torch.float32 if rows < 2**24 else torch.float64
+        per_neuron = fired(x, dtype).reshape(rows, w.shape[1]).sum(dim=0).to(torch.float64)
         out.append(per_neuron @ fanout(w).to(torch.float64).to(per_neuron.device))
     return out
