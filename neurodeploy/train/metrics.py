@@ -17,6 +17,7 @@ BASE_COLUMNS = [
     "actor_loss",
     "proxy_loss",
     "bc_loss",
+    "smooth_loss",  # CAPS smoothness weights set
     "sops_per_action",  # sop_budget: the actor's SOPs per action on the training batches
     "sop_lambda",  # sop_budget: its Lagrange multiplier
     "slope",
