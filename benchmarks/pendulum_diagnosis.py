@@ -11,7 +11,10 @@ steps over 10 deterministic episodes with the same initial states for every vari
   encoder's tanh, which saturates beyond |w| ~ 2 of Pendulum's +-8 rad/s), with a faster
   proxy (``+proxy-lr-3e-3``) or a shorter horizon (``+gamma-0.98``: the recipe now);
   ``proxy-lr-3e-4`` (a slower proxy), ``expl-0.05`` (half the exploration noise);
-  ``ann``: ANN TD3 for scale.
+  ``ann``: ANN TD3 for scale;
+* after the recipe's seed 4 still drifted: ``recipe+lr-linear`` (learning rates falling
+  linearly to 0), ``recipe+start-5k`` (5k random start steps, a replay with more
+  high-energy states), ``recipe+velocity/8`` (a finer velocity code: / 8, not / 4).
 
 Runs live in RUNS/<variant>/seed<N> and resume; finished runs are reused. The recipe's own
 trials of the results sweep (``runs/sweeps/pendulum/algo=pt-td3,neuron=lif/seed<N>``, the
@@ -50,6 +53,10 @@ VARIANTS = {
     "proxy-lr-3e-4": {**OLD, "proxy_lr": 3e-4},
     "expl-0.05": {**OLD, "expl_noise": 0.05},
     "ann": {**OLD, "algo": "td3", "neuron": "ann"},
+    # after the fix's 5-seed run left seed 4 spinning: what stops the late drift?
+    "recipe+lr-linear": {**OLD, "obs_scale": SCALE, "gamma": 0.98, "lr_schedule": "linear"},
+    "recipe+start-5k": {**OLD, "obs_scale": SCALE, "gamma": 0.98, "start_steps": 5_000},
+    "recipe+velocity/8": {**OLD, "obs_scale": [1.0, 1.0, 0.125], "gamma": 0.98},
 }
 
 
