@@ -47,11 +47,11 @@ REFERENCE_POINT = {"implementation": "reference PT-LIF (8d1635f)"}
 KEEP = ("config.toml", "metrics.csv", "trial.json", "policy.pt")
 
 
-def sweep_command(env: str, out: Path, lanes: int = 1) -> list[str]:
+def sweep_command(env: str, out: Path, lanes: int = 1, device: str = "auto") -> list[str]:
     recipe, steps, seeds, extra = BUDGETS[env]
     command = [str(Path(sys.executable).parent / "neurodeploy"), "sweep", recipe,
                "--seeds", seeds, "--grid", METHODS, "--steps", str(steps), "--out", str(out),
-               "--num-cpus", str(lanes), "--cpus-per-trial", "1"]  # fmt: skip
+               "--num-cpus", str(lanes), "--cpus-per-trial", "1", "--device", device]  # fmt: skip
     for item in extra:
         command += ["--set", item]
     return command
@@ -107,10 +107,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="reference: the seed")
     parser.add_argument("--reference", type=Path, help="reference checkout at 8d1635f")
     parser.add_argument("--lanes", type=int, default=1, help="sweep: trials at once")
+    parser.add_argument("--device", default="auto", help="sweep: auto | cpu | cuda[:N]")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if args.action == "sweep":
-        command = sweep_command(args.env, args.runs / "sweeps" / args.env, args.lanes)
+        command = sweep_command(args.env, args.runs / "sweeps" / args.env, args.lanes, args.device)
         print(" ".join(command), flush=True)
         sys.exit(subprocess.run(command, env=env).returncode)
     if args.action == "reference":
