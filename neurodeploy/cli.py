@@ -280,13 +280,25 @@ def report(
         typer.Option(help="grid KEY=VALUE the APG compares against, e.g. neuron=ann (repeatable)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the report (default: sweep)")] = None,
+    hardware: Annotated[
+        str,
+        typer.Option(help="profiles of the return-vs-energy picture (sop_budget/hidden grids)"),
+    ] = "loihi,loihi2,paper,cmos45nm",
+    energy_episodes: Annotated[
+        int, typer.Option(help="bench-energy episodes per trial for that picture")
+    ] = 3,
 ) -> None:
-    """Aggregate a sweep: returns mean ± std over seeds, APG, firing rate, SOPs per action."""
+    """Aggregate a sweep: returns mean ± std over seeds, APG, firing rate, SOPs per action;
+    over sop_budget or hidden: return against energy of each deployed policy."""
     from neurodeploy.sweep.report import markdown, write_report
 
-    result = write_report(sweep_dir, baseline, out)
+    profiles = [p.strip() for p in hardware.split(",") if p.strip()]
+    result = write_report(
+        sweep_dir, baseline, out, profiles, energy_episodes, progress=sys.stderr.isatty()
+    )
     print(markdown(result), end="")
-    console.print(f"report: report.md, report.json, curves.png in {out or sweep_dir}")
+    pareto = ", pareto.png" if "pareto" in result else ""
+    console.print(f"report: report.md, report.json, curves.png{pareto} in {out or sweep_dir}")
 
 
 @cli.command("zoo")

@@ -53,6 +53,7 @@ def bench_energy(
         "env": env_id,
         "method": f"{actor.config.neuron.model} SNN, {actor.config.mode}, T={T}",
         "episodes": episodes,
+        "seed": seed,  # episode i starts from env.reset(seed=seed + i)
         "counted_on": "emulator",
         "return_mean": counted.summary()["return_mean"],
         "ops": ops,

@@ -94,6 +94,14 @@ def ann_macs(obs_dim: int, act_dim: int, hidden=(256, 256)) -> int:
     return int(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
 
 
+def linear_macs(module) -> int:
+    """MACs per inference of an ANN actor: the sum of in x out over its ``nn.Linear`` layers."""
+    import torch
+
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    return int(sum(m.in_features * m.out_features for m in layers))
+
+
 def mean_fanout(weights: list[np.ndarray]) -> list[float]:
     """Mean non-zero outgoing weights per presynaptic neuron, for each weight matrix [out, in]."""
     return [float(fanout(w).double().mean()) for w in weights]
@@ -127,6 +135,15 @@ def count_ops(
     }
 
 
+def ann_pj(profile: Profile, macs: int) -> float | None:
+    """An ANN's energy per inference at batch 1: MACs x (mac_pj + ann_weight_read_pj), in pJ
+    (None where the profile has no MAC figure)."""
+    mac_pj = profile.get("mac_pj")
+    if mac_pj is None:
+        return None
+    return macs * (mac_pj + (profile.get("ann_weight_read_pj") or 0.0))
+
+
 def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
     sop_pj = profile.get("sop_pj")
     active, inactive = (
@@ -137,9 +154,7 @@ def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
     if active is not None and inactive is not None:
         spiking = ops["spiking_neuron_steps"]
         snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
-    mac_pj = profile.get("mac_pj")
-    read_pj = profile.get("ann_weight_read_pj") or 0.0
-    ann = macs * (mac_pj + read_pj) if mac_pj is not None else None
+    ann = ann_pj(profile, macs)
     out = {
         "snn_nj": snn / 1e3,
         "ann_nj": None if ann is None else ann / 1e3,

@@ -1,5 +1,8 @@
 """`neurodeploy report`: a sweep directory -> report.json, report.md, curves.png.
 
+A sweep over several ``sop_budget`` or ``hidden`` values also gets return against energy per
+inference of the deployed policies (pareto.png and a table; ``neurodeploy/sweep/pareto.py``).
+
 What it reads, per trial listed in ``sweep.json``: ``config.toml`` (``steps``),
 ``metrics.csv`` (the deterministic evaluation returns) and, when the sweep wrote it,
 ``trial.json`` (firing rate, SOPs or MACs per action). A trial counts once its
@@ -36,6 +39,15 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import ConfigError, SweepError
+from neurodeploy.sweep.pareto import (
+    ENERGY_EPISODES,
+    PROFILES,
+    measure_trials,
+    pareto_markdown,
+    pareto_summary,
+    plot_pareto,
+    wants_pareto,
+)
 from neurodeploy.sweep.spec import (
     format_value,
     grid_keys,
@@ -78,6 +90,7 @@ class TrialRun:
     returns: list[float]  # eval_return_mean per evaluation
     finished: bool
     record: dict
+    dir: str = ""  # the run directory, relative to the sweep directory
 
     @property
     def final_return(self) -> float:
@@ -119,7 +132,7 @@ def load_trials(sweep_dir: Path) -> tuple[dict, list[TrialRun]]:
         runs.append(
             TrialRun(
                 item["name"], item["point"], item["seed"], steps, returns, finished,
-                read_trial(run_dir),
+                read_trial(run_dir), item["dir"],
             )
         )  # fmt: skip
     return manifest, runs
@@ -331,6 +344,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {m['method']} | {value} | {ratios} |")
         if not a["methods"]:
             lines.append("| - | no finished group to compare with this baseline yet | - |")
+    if report.get("pareto"):
+        lines += ["", *pareto_markdown(report["pareto"])]
     lines += [
         "",
         f"Definitions: final return = mean of the last {FINAL_EVALUATIONS} evaluation returns; "
@@ -409,16 +424,34 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
 
 
 def write_report(
-    sweep_dir: Path, baselines: str | list[str] | None = None, out: Path | None = None
+    sweep_dir: Path,
+    baselines: str | list[str] | None = None,
+    out: Path | None = None,
+    hardware: list[str] | tuple[str, ...] = PROFILES,
+    energy_episodes: int = ENERGY_EPISODES,
+    progress: bool = False,
 ) -> dict:
-    """Write report.json, report.md and curves.png into ``out`` (default: the sweep dir),
-    all three or none (:func:`write_together`)."""
+    """Write report.json, report.md and curves.png (and pareto.png) into ``out`` (default:
+    the sweep dir), all or none (:func:`write_together`).
+
+    When the grid sweeps several ``sop_budget`` or ``hidden`` values, every finished trial is
+    first exported and measured by bench-energy (``hardware`` profiles, ``energy_episodes``
+    episodes; kept in the trial, see ``neurodeploy/sweep/pareto.py``), and the report gains
+    the return-against-energy table (``pareto``) and pareto.png.
+    """
     report, runs = build_report(sweep_dir, baselines)
+    if wants_pareto(report["grid"]):
+        measured = measure_trials(
+            Path(sweep_dir), runs, list(hardware), energy_episodes, progress=progress
+        )
+        report["pareto"] = pareto_summary(report, runs, measured, list(hardware), energy_episodes)
 
     def write(folder: Path) -> None:
         atomic_write_bytes(folder / "report.json", (json.dumps(report, indent=2) + "\n").encode())
         atomic_write_bytes(folder / "report.md", markdown(report).encode())
         plot_curves(report, runs, folder / "curves.png")
+        if "pareto" in report:
+            plot_pareto(report["pareto"], folder / "pareto.png")
 
     write_together(Path(out) if out else Path(sweep_dir), write)
     return report

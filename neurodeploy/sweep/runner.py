@@ -108,21 +108,16 @@ def measure_policy(run_dir: Path, seed: int) -> dict:
 
     ANN actor: MACs/action = sum over its linear layers of in_features * out_features.
     """
-    import torch
-
     from neurodeploy.export.bundle import load_policy
     from neurodeploy.export.timing import lava_steps_per_action
     from neurodeploy.hardware.bench import closed_loop_ops
+    from neurodeploy.hardware.energy import linear_macs
     from neurodeploy.snn import SpikingActor
 
     actor, _ = load_policy(run_dir)
     if not isinstance(actor, SpikingActor):
-        macs = sum(
-            m.in_features * m.out_features
-            for m in actor.modules()
-            if isinstance(m, torch.nn.Linear)
-        )
-        return {"sops_per_action": None, "firing_rate": None, "macs_per_action": int(macs)}
+        macs = linear_macs(actor)
+        return {"sops_per_action": None, "firing_rate": None, "macs_per_action": macs}
     T = actor.config.timesteps
     weights = [w.cpu().numpy() for w in actor.synaptic_weights()]
     steps = lava_steps_per_action(T, len(weights), actor.config.mode == "stateful")
