@@ -159,7 +159,8 @@ def main() -> None:
         sys.exit("nothing finished yet")
     plot(curves)
     body = (
-        f"Pendulum-v1, {STEPS:,} steps, 1,000 random start steps, evaluation every 1,000 steps "
+        f"Pendulum-v1, {STEPS:,} steps, 1,000 random start steps (5,000 in recipe+start-5k), "
+        "evaluation every 1,000 steps "
         "(10 deterministic episodes, the same initial states for every run). Mean ± std over "
         "the finished seeds. Curves: `docs/figures/pendulum_diagnosis.png`.\n\n" + "\n".join(lines)
     )

@@ -225,7 +225,7 @@ def test_start_steps_not_below_steps_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"start_steps \(25000\) >= steps \(1500\)"):
         resolve(None, {"env": "InvertedPendulum-v5", "steps": 1500})
     spec = SweepSpec("pendulum", [0], {}, {"steps": 600})
-    with pytest.raises(ConfigError, match=r"sweep trial seed0: .*start_steps \(1000\) >= steps"):
+    with pytest.raises(ConfigError, match=r"sweep trial seed0: .*start_steps \(5000\) >= steps"):
         spec.resolve()
 
 
@@ -339,7 +339,7 @@ FUZZ = [
     (
         "sweep trains nothing",
         "sweep pendulum --steps 600 --seeds 0 --out {w}/n3",
-        "start_steps (1000) >= steps (600)",
+        "start_steps (5000) >= steps (600)",
     ),
     (
         "sweep cpus nan",
