@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import BundleError, ConfigError, NeurodeployError
-from neurodeploy.sweep.spec import format_value, grid_points, point_label
+from neurodeploy.sweep.spec import format_value, grid_points, point_label, stats
 
 PARETO_KEYS = ("sop_budget", "hidden")  # a grid with several values of one of these
 BUNDLE = "bundle-loihi2"  # inside each trial, as `neurodeploy export RUN --target loihi2`
@@ -177,18 +177,6 @@ def measure_trials(
 # --- the table: from stored numbers only -----------------------------------------------------
 
 
-def _stats(values: list[float | None]) -> dict | None:
-    known = [float(v) for v in values if v is not None]
-    if not known:
-        return None
-    return {
-        "mean": float(np.mean(known)),
-        "std": float(np.std(known)),
-        "n": len(known),
-        "values": known,
-    }
-
-
 def pareto_summary(
     report: dict,
     runs: list,
@@ -250,13 +238,13 @@ def pareto_summary(
                 "kind": mine[0]["kind"],
                 "env": mine[0]["env"],
                 "seeds": [t["seed"] for t in mine],
-                "final_return": _stats([t["final_return"] for t in mine]),
-                "deployed_return": _stats([t["deployed_return"] for t in mine]),
-                "sops_per_action": _stats([t["sops_per_action"] for t in mine]),
-                "macs_per_action": _stats([t["macs_per_action"] for t in mine]),
-                "nj": {p.name: _stats([t["nj"][p.name] for t in mine]) for p in loaded},
+                "final_return": stats([t["final_return"] for t in mine]),
+                "deployed_return": stats([t["deployed_return"] for t in mine]),
+                "sops_per_action": stats([t["sops_per_action"] for t in mine]),
+                "macs_per_action": stats([t["macs_per_action"] for t in mine]),
+                "nj": {p.name: stats([t["nj"][p.name] for t in mine]) for p in loaded},
                 "snn_over_ann": {
-                    p.name: _stats([t["snn_over_ann"].get(p.name) for t in mine]) for p in loaded
+                    p.name: stats([t["snn_over_ann"].get(p.name) for t in mine]) for p in loaded
                 },
             }
         )

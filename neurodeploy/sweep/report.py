@@ -56,6 +56,7 @@ from neurodeploy.sweep.spec import (
     read_manifest,
     read_trial,
     split_values,
+    stats,
     toml_value,
 )
 from neurodeploy.train.checkpoint import atomic_write_bytes, write_together
@@ -136,19 +137,6 @@ def load_trials(sweep_dir: Path) -> tuple[dict, list[TrialRun]]:
             )
         )  # fmt: skip
     return manifest, runs
-
-
-def stats(values: list[float | None]) -> dict | None:
-    """mean, population std, n and the values; None when no value is known."""
-    known = [float(v) for v in values if v is not None]
-    if not known:
-        return None
-    return {
-        "mean": float(np.mean(known)),
-        "std": float(np.std(known)),
-        "n": len(known),
-        "values": known,
-    }
 
 
 def parse_baseline(text: str, grid: dict[str, list]) -> dict[str, Any]:

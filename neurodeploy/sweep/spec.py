@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neurodeploy.errors import ConfigError
 from neurodeploy.train.checkpoint import atomic_write_bytes
 from neurodeploy.train.config import TrainConfig, parse_option, parse_value, resolve
@@ -292,3 +294,16 @@ def trial_finished(run_dir: Path, steps: int) -> bool:
     """Trained to ``steps`` and summarised (a rerun with more steps resumes the trial)."""
     record = read_trial(run_dir)
     return record.get("status") == "done" and record.get("steps") == steps
+
+
+def stats(values: list[float | None]) -> dict | None:
+    """mean, population std, n and the values; None when no value is known."""
+    known = [float(v) for v in values if v is not None]
+    if not known:
+        return None
+    return {
+        "mean": float(np.mean(known)),
+        "std": float(np.std(known)),
+        "n": len(known),
+        "values": known,
+    }
