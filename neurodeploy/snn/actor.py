@@ -218,11 +218,16 @@ class SpikingActor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [B, obs_dim] -> action [B, act_dim]."""
-        if self.config.mode == "reset":
-            return self.forward_sequence(obs.unsqueeze(0))[0][0]
-        actions, state = self.forward_sequence(obs.unsqueeze(0), self.state)
-        self.state = _detach(state)
-        return actions[0]
+        return self._act(obs)[0]
+
+    def _act(self, obs: torch.Tensor):
+        """One action per observation, and the layer inputs; a stateful actor carries its
+        state to the next call."""
+        stateful = self.config.mode == "stateful"
+        actions, state, inputs = self._run(obs.unsqueeze(0), self.state if stateful else None)
+        if stateful:
+            self.state = _detach(state)
+        return actions[0], inputs
 
     def forward_sequence(self, obs_seq: torch.Tensor, state=None):
         """obs [L, B, obs_dim] -> actions [L, B, act_dim], final state.
@@ -244,12 +249,9 @@ class SpikingActor(nn.Module):
         (``neurodeploy/snn/sops.py``), as ``neurodeploy bench-energy`` counts them. The
         count carries the surrogate gradient of the spikes, so a loss can lower it.
         """
-        state = self.state if self.config.mode == "stateful" else None
-        actions, state, inputs = self._run(obs.unsqueeze(0), state)
-        if self.config.mode == "stateful":
-            self.state = _detach(state)
+        actions, inputs = self._act(obs)
         sops = sum(synaptic_ops(inputs, self.synaptic_weights()))
-        return actions[0], sops / obs.shape[0]
+        return actions, sops / obs.shape[0]
 
     def synaptic_weights(self) -> list[torch.Tensor]:
         """Each layer's weight matrix [out, in] as the layer multiplies with it (the integer
