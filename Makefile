@@ -42,7 +42,7 @@ DEMO_ZOO   ?= pendulum-pt-lif
 # hardware profile, and one loihi2-sim episode recorded as a GIF.
 demo: $(STAMP)
 	@echo "== 1/2: training runs ($(DEMO_STEPS) steps: a mechanical check, not a controller)"
-	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --out $(DEMO_DIR) \
+	$(BIN)/neurodeploy train pendulum --steps $(DEMO_STEPS) --set start_steps=1000 --out $(DEMO_DIR) \
 		$$(test -f $(DEMO_DIR)/config.toml && echo --resume)
 	@echo "== 2/2: deploying the zoo's trained controller zoo:$(DEMO_ZOO) to Loihi 2"
 	rm -rf $(DEMO_DIR)/zoo-bundle-loihi2
