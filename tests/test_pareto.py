@@ -19,7 +19,7 @@ from neurodeploy.errors import ConfigError
 from neurodeploy.export.bundle import sha256
 from neurodeploy.hardware import energy as E
 from neurodeploy.hardware.bench import bench_energy
-from neurodeploy.sweep.pareto import BUNDLE, wants_pareto
+from neurodeploy.sweep.pareto import BUNDLE, SIMULATED, wants_pareto
 from neurodeploy.sweep.report import write_report
 from neurodeploy.sweep.runner import run_trial
 from neurodeploy.sweep.spec import SweepSpec, parse_grid, write_manifest
@@ -101,13 +101,19 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
     # the numbers are bench-energy's on that trial's exported bundle
     for name in (LIF0, LIF300):
         fresh = bench_energy(
-            budget_sweep / name / BUNDLE, PROFILES, episodes=1, seed=0, out=tmp_path / "e"
-        )
+            budget_sweep / name / BUNDLE, PROFILES, episodes=1, seed=0, out=tmp_path / "e",
+            latency_episodes=1,
+        )  # fmt: skip
         for p in PROFILES:
             assert trials[name]["nj"][p] == fresh["profiles"][p]["snn_nj"]
             assert trials[name]["snn_over_ann"][p] == fresh["profiles"][p]["snn_over_ann"]
         assert trials[name]["sops_per_action"] == fresh["ops"]["sops"]
         assert trials[name]["deployed_return"] == fresh["return_mean"]
+        # Lava against torch on the same episodes; Lava fixed point = the emulator's count
+        torch_, lava = (fresh["simulation_latency"][b]["return_mean"] for b in SIMULATED)
+        assert trials[name]["loihi2-sim_return"] == lava == fresh["return_mean"]
+        assert trials[name]["torch_return"] == torch_
+        assert trials[name]["sim_gap"] == pytest.approx(abs(lava - torch_) / abs(torch_))
     assert trials[LIF0]["nj"] != trials[LIF300]["nj"]  # two different policies
 
     groups = {g["label"]: g for g in pareto["groups"]}
@@ -117,6 +123,7 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
             nj = g["nj"][p]
             assert nj["n"] == 1 and nj["mean"] == trials[name]["nj"][p] and nj["mean"] > 0
         assert g["final_return"]["mean"] == trials[name]["final_return"]
+        assert g["sim_gap"] == trials[name]["sim_gap"]  # one seed: the gap of the means
 
     # the ANN: MACs x (MAC + weight read); it is the reference's size, so its return is the line's
     (ref,) = pareto["ann_reference"]

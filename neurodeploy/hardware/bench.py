@@ -54,6 +54,7 @@ def bench_energy(
         "method": f"{actor.config.neuron.model} SNN, {actor.config.mode}, T={T}",
         "episodes": episodes,
         "seed": seed,  # episode i starts from env.reset(seed=seed + i)
+        "latency_episodes": latency_episodes,  # simulation_latency's episodes, same seeds
         "counted_on": "emulator",
         "return_mean": counted.summary()["return_mean"],
         "ops": ops,

@@ -48,6 +48,7 @@ BUNDLE = "bundle-loihi2"  # inside each trial, as `neurodeploy export RUN --targ
 ENERGY_EPISODES = 3  # bench-energy's default
 ENERGY_SEED = 0  # bench-energy's: every trial meets the same initial states
 PROFILES = ("loihi", "loihi2", "paper", "cmos45nm")  # bench-energy's default profiles
+SIMULATED = ("torch", "loihi2-sim")  # bench-energy's closed-loop returns the table compares
 
 
 def wants_pareto(grid: dict[str, list]) -> bool:
@@ -75,6 +76,8 @@ def is_current(stored: dict, profiles: list[str], episodes: int, seed: int) -> b
     return (
         stored.get("counted_on") == "emulator"
         and stored.get("episodes") == episodes
+        and stored.get("latency_episodes") == episodes
+        and set(SIMULATED) <= set(stored.get("simulation_latency") or {})
         and stored.get("seed") == seed
         and all(k in stored for k in needed)
         and set(profiles) <= set(stored.get("profiles") or {})
@@ -88,6 +91,8 @@ def trial_energy(
 
     Exports ``run_dir/policy.pt`` to ``run_dir/bundle-loihi2`` unless that bundle was exported
     from the same policy.pt, and runs bench-energy on it unless its energy.json is current.
+    Its closed-loop runs on torch and loihi2-sim use the same episodes as the count, so the
+    deployed policy's return on Lava is compared with torch's on the same initial states.
     """
     from neurodeploy.export.bundle import export_bundle, sha256, verify_bundle
     from neurodeploy.hardware.bench import bench_energy
@@ -107,7 +112,7 @@ def trial_energy(
         export_bundle(run_dir, "loihi2", bundle)
     stored = read_energy(bundle)
     if not is_current(stored, profiles, episodes, seed):
-        stored = bench_energy(bundle, profiles, episodes, seed)
+        stored = bench_energy(bundle, profiles, episodes, seed, latency_episodes=episodes)
     return stored
 
 
@@ -165,6 +170,10 @@ def measure_trials(
                         "ann_macs": int(e["ann_macs"]),
                         "lava_steps_per_action": int(e["lava_steps_per_action"]),
                         "deployed_return": float(e["return_mean"]),
+                        **{
+                            f"{b}_return": float(e["simulation_latency"][b]["return_mean"])
+                            for b in SIMULATED
+                        },
                     }
                 else:
                     measured[run.name] = {"kind": "ann", "env": env_id, "macs": linear_macs(actor)}
@@ -203,6 +212,9 @@ def pareto_summary(
             "env": m["env"],
             "final_return": run.final_return,
             "deployed_return": m.get("deployed_return"),
+            "torch_return": m.get("torch_return"),
+            "loihi2-sim_return": m.get("loihi2-sim_return"),
+            "sim_gap": _gap(m.get("loihi2-sim_return"), m.get("torch_return")),
             "sops_per_action": m["ops"]["sops"] if m["kind"] == "snn" else None,
             "macs_per_action": m.get("macs"),
             "bundle": m.get("bundle"),
@@ -240,6 +252,8 @@ def pareto_summary(
                 "seeds": [t["seed"] for t in mine],
                 "final_return": stats([t["final_return"] for t in mine]),
                 "deployed_return": stats([t["deployed_return"] for t in mine]),
+                "torch_return": stats([t["torch_return"] for t in mine]),
+                "loihi2-sim_return": stats([t["loihi2-sim_return"] for t in mine]),
                 "sops_per_action": stats([t["sops_per_action"] for t in mine]),
                 "macs_per_action": stats([t["macs_per_action"] for t in mine]),
                 "nj": {p.name: stats([t["nj"][p.name] for t in mine]) for p in loaded},
@@ -248,6 +262,9 @@ def pareto_summary(
                 },
             }
         )
+    for g in groups:  # the deployed mean return against torch's, on the same episodes
+        sim, torch = g["loihi2-sim_return"], g["torch_return"]
+        g["sim_gap"] = _gap(sim and sim["mean"], torch and torch["mean"])
     ann_reference = []
     for env, macs in references.items():
         same = [
@@ -275,6 +292,13 @@ def pareto_summary(
         "ann_reference": ann_reference,
         "not_measured": {n: m["error"] for n, m in measured.items() if "error" in m},
     }
+
+
+def _gap(sim: float | None, torch: float | None) -> float | None:
+    """|loihi2-sim - torch| / |torch|: how far the deployed return is from torch's."""
+    if sim is None or torch is None or torch == 0:
+        return None
+    return abs(sim - torch) / abs(torch)
 
 
 def _nj(pj: float | None) -> float | None:
@@ -315,18 +339,26 @@ def pareto_markdown(pareto: dict) -> list[str]:
         "in brackets SNN / ANN against the ANN reference of the same environment "
         "(bench-energy's counterpart, obs -> 256 -> 256 -> act; an ANN trial: MACs x (MAC + "
         "weight read)). Final return: training's evaluation (torch), as above; deployed "
-        "return: bench-energy's, on the emulator. Mean ± std over seeds.",
+        "return: bench-energy's, on the emulator; loihi2-sim / torch: bench-energy's closed-loop "
+        "returns of the bundle on Lava (fixed point) and on torch (float), same episodes, in "
+        "brackets |loihi2-sim - torch| / |torch| of the means. Mean ± std over seeds.",
         "",
-        "| group | seeds | final return | deployed return | SOPs/action | "
+        "| group | seeds | final return | deployed return | loihi2-sim / torch | SOPs/action | "
         + " | ".join(f"{p} nJ" for p in profiles)
         + " |",
-        "|---" * (5 + len(profiles)) + "|",
+        "|---" * (6 + len(profiles)) + "|",
     ]
     for g in pareto["groups"]:
         cells = [_pm(g["nj"][p]) + _ratio(g["snn_over_ann"][p]) for p in profiles]
+        sim = "-"
+        if g.get("sim_gap") is not None:
+            sim = (
+                f"{_pm(g['loihi2-sim_return'])} / {_pm(g['torch_return'])} "
+                f"({100 * g['sim_gap']:.1f} %)"
+            )
         lines.append(
             f"| {g['label']} | {len(g['seeds'])} | {_pm(g['final_return'])} | "
-            f"{_pm(g['deployed_return'])} | {_pm(g['sops_per_action'])} | "
+            f"{_pm(g['deployed_return'])} | {sim} | {_pm(g['sops_per_action'])} | "
             + " | ".join(cells)
             + " |"
         )
@@ -335,7 +367,7 @@ def pareto_markdown(pareto: dict) -> list[str]:
         returned = _pm(ref["final_return"]) if ref["final_return"] else "- (no ANN in the sweep)"
         lines.append(
             f"| ANN reference, {ref['env']} (256-256, {ref['macs']:,} MACs) | - | {returned} | "
-            "- | - | " + " | ".join(cells) + " |"
+            "- | - | - | " + " | ".join(cells) + " |"
         )
     lines += ["", "![return against energy per inference](pareto.png)"]
     if pareto["not_measured"]:
