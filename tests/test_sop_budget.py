@@ -206,6 +206,21 @@ def test_the_multiplier_shrinks_under_the_budget_and_grows_over_it():
     assert result["sop_lambda"] == pytest.approx(math.exp(10.0))
 
 
+def test_only_the_excess_over_the_budget_pushes_the_actor():
+    """Under the budget the penalty and its gradient are zero (a silenced spiking layer cannot
+    come back); above it, lambda times the excess, with the gradient of SOP / B."""
+    budget = SopBudget(100.0, lr=0.01)
+    for _ in range(30):
+        budget.step(torch.tensor(300.0))  # lambda grows above 1
+    lam = float(budget.multiplier)
+    for sops, want in ((50.0, 0.0), (100.0, 0.0), (250.0, lam * 1.5)):
+        x = torch.tensor(sops, requires_grad=True)
+        penalty = budget.penalty(x)
+        penalty.backward()
+        assert float(penalty) == pytest.approx(want)
+        assert float(x.grad) == pytest.approx(0.0 if sops <= 100.0 else lam / 100.0)
+
+
 # --- (c) resume stays bitwise ------------------------------------------------------------------
 
 

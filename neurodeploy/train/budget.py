@@ -4,13 +4,22 @@ The actor should spend at most ``B = sop_budget`` synaptic operations per action
 constrained problem and its Lagrangian (multiplier ``lambda >= 0``):
 
     max_pi  E[Q(s, pi(s))]   subject to   E[SOP(pi, s)] <= B
-    L(pi, lambda) = -Q(s, pi(s)) / mean|Q|  +  lambda * SOP(pi, s) / B
+    L(pi, lambda) = -Q(s, pi(s)) / mean|Q|  +  lambda * max(SOP(pi, s) / B - 1, 0)
 
 ``SOP(pi, s)`` is the actor's own count on the training batch (``SpikingActor.forward_with_sops``:
 every layer's input spikes times their neurons' fan-out, ``neurodeploy/snn/sops.py``, the
 formula ``bench-energy`` counts with), differentiable through the surrogate gradient. Dividing
 by ``B`` and the Q term by its batch mean magnitude (as CAPS and TD3+BC do) makes ``lambda``
 mean the same whatever the network size and the reward scale.
+
+The actor's term acts on the excess only (``max(., 0)``, a hinge), not on every operation as a
+plain Lagrangian's ``lambda * SOP / B`` would. The plain form kept pushing activity down after
+the batch was already under its budget (``lambda`` shrinks by dual ascent, but only by a factor
+``e`` per ~2,000 updates at ``sop_lr`` 1e-3), and a spiking layer pushed far below threshold
+stays silent: its surrogate gradient is zero there, so the critic cannot bring it back.
+On Pendulum-v1 PT-LIF (budget 10,000, seed 0) the plain form took the actor from 11,300 SOPs
+per action to 110 within 8,000 steps and its return to -1,390, a random policy's
+(``benchmarks/sop_budget_forms.py``).
 
 The multiplier follows dual ascent, parameterised as SAC parameterises its temperature
 (Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", 2018): ``log lambda``
@@ -76,8 +85,8 @@ class SopBudget:
         return actor.forward_with_sops(obs)
 
     def penalty(self, sops: torch.Tensor) -> torch.Tensor:
-        """``lambda * SOP / B``, lambda constant: the actor's share of the Lagrangian."""
-        return self.multiplier * (sops.float() / self.budget)
+        """``lambda * max(SOP / B - 1, 0)``, lambda constant: only the excess is penalised."""
+        return self.multiplier * torch.relu(sops.float() / self.budget - 1.0)
 
     def step(self, sops: torch.Tensor) -> dict[str, float]:
         """Dual ascent: ``log lambda`` descends ``-log_lambda * (SOP / B - 1)`` (SAC's rule)."""
