@@ -44,6 +44,15 @@ BUDGETS = {
     "hopper": ("hopper", 100_000, "0-2", []),
 }
 REFERENCE_POINT = {"implementation": "reference PT-LIF (8d1635f)"}
+# Xu et al., Proxy Target, NeurIPS 2025, Table 1: max average return, 5 seeds, 1M steps
+PAPER_TABLE1 = {
+    "idp": {"algo=pt-td3,neuron=lif": "9348 ± 1", "algo=td3,neuron=lif": "9347 ± 1",
+            "algo=td3,neuron=ann": "7503 ± 3713"},
+    "hopper": {"algo=pt-td3,neuron=lif": "3385 ± 157", "algo=td3,neuron=lif": "3520 ± 94",
+               "algo=td3,neuron=ann": "3410 ± 164"},
+}  # fmt: skip
+NAMES = {"algo=pt-td3,neuron=lif": "PT-LIF", "algo=td3,neuron=lif": "vanilla LIF",
+         "algo=td3,neuron=ann": "ANN TD3"}  # fmt: skip
 KEEP = ("config.toml", "metrics.csv", "trial.json", "policy.pt")
 
 
@@ -76,19 +85,55 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     sweep_dir, ref_dir, dest = runs / "sweeps" / env, runs / "reference" / env, results / env
     manifest = read_manifest(sweep_dir)
     trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
-    for item in trials:
-        if read_trial(sweep_dir / item["dir"]).get("status") == "done":
-            _copy(sweep_dir / item["dir"], dest / item["dir"])
+    copies = {item["dir"]: sweep_dir / item["dir"] for item in trials}
     for run in sorted(ref_dir.glob("seed*")):
         if read_trial(run).get("status") == "done":
             seed = int(run.name[4:])
             name = f"reference/seed{seed}"
-            _copy(run, dest / name)
+            copies[name] = run
             trials.append({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed})
+    copies = {k: v for k, v in copies.items() if read_trial(v).get("status") == "done"}
+    for old in dest.glob("*/seed*"):  # a trial published before that this sweep has not finished
+        if old.relative_to(dest).as_posix() not in copies:
+            shutil.rmtree(old)
+    for name, src in copies.items():
+        _copy(src, dest / name)
+    for group in dest.iterdir() if dest.is_dir() else []:
+        if group.is_dir() and not any(group.iterdir()):
+            group.rmdir()
     note = "artefacts of the finished trials, copied by benchmarks/training_results.py publish"
     manifest = {**manifest, "trials": trials, "note": note}
     atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return write_report(Path(os.path.relpath(dest)), BASELINES)
+
+
+def table1(env: str, report: dict) -> str:
+    """Our ordering of the three methods by max average return beside the paper's Table 1."""
+    paper = PAPER_TABLE1.get(env)
+    if paper is None:
+        return ""
+    ours = {g["label"]: g["max_avg_return"] for g in report["groups"] if g["label"] in paper}
+    lines = [
+        "\n\nAgainst Xu et al., Proxy Target, NeurIPS 2025, Table 1 (max average return, 5 "
+        "seeds at 1M steps; here fewer seeds and a shorter budget):",
+        "",
+        "| method | here | paper (1M steps) |",
+        "|---|---|---|",
+    ]
+    for label, cell in paper.items():
+        s = ours.get(label)
+        mine = f"{s['mean']:.1f} ± {s['std']:.1f} (n = {s['n']})" if s else "not finished"
+        lines.append(f"| {NAMES[label]} | {mine} | {cell} |")
+    if all(ours.get(label) for label in paper):
+
+        def order(values: dict) -> str:
+            return " > ".join(NAMES[k] for k in sorted(values, key=values.get, reverse=True))
+
+        here = order({k: v["mean"] for k, v in ours.items()})
+        there = order({k: float(v.split(" ")[0]) for k, v in paper.items()})
+        verdict = "the same as" if here == there else "not the same as"
+        lines += ["", f"Ordering here: {here}; paper: {there} ({verdict} the paper's)."]
+    return "\n".join(lines)
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -131,6 +176,7 @@ def main() -> None:
         f"{sets}`; reference: `benchmarks/reference_run.py` at the same budget. Rebuild with "
         f"`neurodeploy report results/{args.env}`.\n\n{body}"
     )
+    body += table1(args.env, report)
     print(body)
     write_section(f"training_{args.env}", f"Training results: {args.env} (issue 15)", body)
 
