@@ -1,0 +1,59 @@
+#!/bin/bash
+# The long training runs of issues 15 and 21, each from a frozen worktree of the commit it
+# started at, so that edits to the checkout cannot change a run halfway. Rerun to resume:
+# every sweep and the reference run pick up from their checkpoints.
+#
+#   nohup bash benchmarks/long_runs.sh hopper >> runs/sweeps/hopper.log 2>&1 &
+#
+# At most two at once on a 2-core machine (one torch thread each). Publish a finished sweep
+# with `python benchmarks/training_results.py publish <env>` and commit results/<env>.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-$ROOT/runs}
+PY=${PY:-$ROOT/.venv/bin/python}
+ND=${ND:-$ROOT/.venv/bin/neurodeploy}
+
+frozen() {  # frozen COMMIT -> a worktree of it, runs/frozen/COMMIT
+    local dir=$RUNS/frozen/$1
+    mkdir -p "$RUNS/frozen"
+    [ -d "$dir" ] || git -C "$ROOT" worktree add -f --detach "$dir" "$1" >&2
+    echo "$dir"
+}
+
+run_in() {  # run_in COMMIT CMD...: CMD inside the frozen worktree of COMMIT
+    local dir
+    dir=$(frozen "$1")
+    shift
+    cd "$dir"
+    export OMP_NUM_THREADS=1 PYTHONPATH=$dir
+    exec "$@"
+}
+
+case "${1:-}" in
+    hopper)  # issue 15: PT-LIF, vanilla LIF, ANN; seeds 0-2; 100k steps (started at cf73df0)
+        run_in cf73df0 "$ND" sweep hopper --seeds 0-2 \
+            --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 100000 \
+            --out "$RUNS/sweeps/hopper" --num-cpus 1 --cpus-per-trial 1 ;;
+    idp)  # issue 15: the same methods, seeds 0-2, 50k steps, 10k random steps (cf73df0)
+        run_in cf73df0 "$ND" sweep idp --seeds 0-2 \
+            --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
+            --out "$RUNS/sweeps/idp" --num-cpus 1 --cpus-per-trial 1 --set start_steps=10000 ;;
+    pendulum)  # issue 15: seeds 0-4, 15k steps, the recipe with start_steps 5000 (68d3661)
+        run_in 68d3661 "$PY" benchmarks/training_results.py sweep pendulum --lanes 1 \
+            --runs "$RUNS" ;;
+    reference-hopper)  # issue 15: the authors' code (8d1635f) on Hopper, seed 0 (68d3661)
+        # REF: their SAN.py, actor_critic.py, main.py, utils.py at 8d1635f (`fetch`
+        # madao2333/Proxy-Target-with-PLIF, then `git --git-dir=... show 8d1635f:FILE`)
+        run_in 68d3661 "$PY" benchmarks/training_results.py reference hopper --seed 0 \
+            --reference "${REF:-/tmp/ref}" --runs "$RUNS" ;;
+    pendulum-pareto)  # issue 21: SOP budgets at 256-256, smaller sizes unbudgeted (4d5ffc5)
+        run_in 4d5ffc5 "$ND" sweep pendulum --seeds 0-2 --grid \
+            'sop_budget:hidden=10000:[256,256],5000:[256,256],0:[256,256],20000:[256,256],2500:[256,256],0:[128,128],0:[64,64]' \
+            --steps 15000 --out "$RUNS/sweeps/pendulum-pareto" --num-cpus 1 --cpus-per-trial 1 ;;
+    hopper-budget)  # issue 21: two budgets (PT-LIF unbudgeted ~110k SOPs/action), seed 0 (4d5ffc5)
+        run_in 4d5ffc5 "$ND" sweep hopper --seeds 0 --grid sop_budget=50000,25000 \
+            --steps 100000 --out "$RUNS/sweeps/hopper-budget" --num-cpus 1 --cpus-per-trial 1 ;;
+    *)
+        echo "usage: bash benchmarks/long_runs.sh hopper|idp|pendulum|reference-hopper|pendulum-pareto|hopper-budget" >&2
+        exit 2 ;;
+esac
