@@ -95,6 +95,8 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
     assert set(trials) == {LIF0, LIF300, ANN}
     for name in (LIF0, LIF300):
         assert (budget_sweep / name / BUNDLE / "energy.json").is_file()
+        kept = json.loads((budget_sweep / name / "energy.json").read_text())
+        assert kept["policy_sha256"] == sha256(budget_sweep / name / "policy.pt")
         assert trials[name]["bundle"] == f"{name}/{BUNDLE}"
     assert not (budget_sweep / ANN / BUNDLE).exists()  # an ANN has nothing to deploy
 
@@ -150,10 +152,20 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
 
     # a second report reads what the first stored: nothing is exported or counted again
     kept = [budget_sweep / n / BUNDLE / f for n in (LIF0, LIF300) for f in STORED]
+    kept += [budget_sweep / n / "energy.json" for n in (LIF0, LIF300)]
     stamps = {f: f.stat().st_mtime_ns for f in kept}
     again = write_report(budget_sweep, hardware=PROFILES, energy_episodes=1)
     assert again["pareto"] == pareto
     assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+
+    # committed results keep each trial's energy.json, not its bundle: the same table, no export
+    bare = tmp_path / "bare"
+    shutil.copytree(budget_sweep, bare, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
+    assert write_report(bare, hardware=PROFILES, energy_episodes=1)["pareto"] == pareto
+    assert not list(bare.glob(f"*/*/{BUNDLE}"))
+    # other counting options need the deployed policy again: exported and counted anew
+    other = write_report(bare, hardware=PROFILES, energy_episodes=2)["pareto"]
+    assert other["energy_episodes"] == 2 and len(list(bare.glob(f"*/*/{BUNDLE}"))) == 2
 
 
 def test_a_sweep_over_one_budget_has_no_pareto_outputs(budget_sweep, tmp_path):

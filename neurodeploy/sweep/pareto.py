@@ -45,6 +45,7 @@ from neurodeploy.sweep.spec import format_value, grid_points, point_label, stats
 
 PARETO_KEYS = ("sop_budget", "hidden")  # a grid with several values of one of these
 BUNDLE = "bundle-loihi2"  # inside each trial, as `neurodeploy export RUN --target loihi2`
+STORED = "energy.json"  # inside each trial: bench-energy's report, with policy.pt's SHA-256
 ENERGY_EPISODES = 3  # bench-energy's default
 ENERGY_SEED = 0  # bench-energy's: every trial meets the same initial states
 PROFILES = ("loihi", "loihi2", "paper", "cmos45nm")  # bench-energy's default profiles
@@ -60,10 +61,10 @@ def wants_pareto(grid: dict[str, list]) -> bool:
 # --- measuring: export and bench-energy, per trial ----------------------------------------
 
 
-def read_energy(bundle: Path) -> dict:
-    """The bundle's energy.json ({} when there is none or it cannot be read)."""
+def read_energy(folder: Path) -> dict:
+    """``folder``'s energy.json ({} when there is none or it cannot be read)."""
     try:
-        stored = json.loads((Path(bundle) / "energy.json").read_text())
+        stored = json.loads((Path(folder) / STORED).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
     return stored if isinstance(stored, dict) else {}
@@ -93,11 +94,20 @@ def trial_energy(
     from the same policy.pt, and runs bench-energy on it unless its energy.json is current.
     Its closed-loop runs on torch and loihi2-sim use the same episodes as the count, so the
     deployed policy's return on Lava is compared with torch's on the same initial states.
+
+    The report is also kept as ``run_dir/energy.json`` with policy.pt's SHA-256: while the
+    policy and the counting options are unchanged, a later report reads it and needs no bundle
+    (so committed results rebuild without exporting; a changed policy.pt is counted again).
     """
     from neurodeploy.export.bundle import export_bundle, sha256, verify_bundle
     from neurodeploy.hardware.bench import bench_energy
+    from neurodeploy.train.checkpoint import atomic_write_bytes
 
     run_dir = Path(run_dir)
+    policy_sha = sha256(run_dir / "policy.pt")
+    kept = read_energy(run_dir)
+    if kept.get("policy_sha256") == policy_sha and is_current(kept, profiles, episodes, seed):
+        return kept
     bundle = run_dir / BUNDLE
     if bundle.exists():
         if not (bundle / "manifest.json").is_file():
@@ -106,13 +116,15 @@ def trial_energy(
                 "the report again"
             )
         files = verify_bundle(bundle)["files"]
-        if "policy.net" not in files or files.get("policy.pt") != sha256(run_dir / "policy.pt"):
+        if "policy.net" not in files or files.get("policy.pt") != policy_sha:
             shutil.rmtree(bundle)  # exported from an earlier policy.pt: export the current one
     if not bundle.exists():
         export_bundle(run_dir, "loihi2", bundle)
     stored = read_energy(bundle)
     if not is_current(stored, profiles, episodes, seed):
         stored = bench_energy(bundle, profiles, episodes, seed, latency_episodes=episodes)
+    stored = {**stored, "policy_sha256": policy_sha}
+    atomic_write_bytes(run_dir / STORED, (json.dumps(stored, indent=1) + "\n").encode())
     return stored
 
 
