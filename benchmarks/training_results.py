@@ -82,18 +82,27 @@ def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[s
 
 def publish(env: str, runs: Path, results: Path) -> dict:
     """Copy the finished trials' compact artefacts and rebuild the report there."""
-    sweep_dir, ref_dir, dest = runs / "sweeps" / env, runs / "reference" / env, results / env
+    sweep_dir, ref_dir = runs / "sweeps" / env, runs / "reference" / env
+    extra = []
+    for run in sorted(ref_dir.glob("seed*")):
+        if read_trial(run).get("status") == "done":
+            seed, name = int(run.name[4:]), f"reference/{run.name}"
+            extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
+    dest = publish_sweep(sweep_dir, results / env, extra)
+    return write_report(Path(os.path.relpath(dest)), BASELINES)
+
+
+def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = ()) -> Path:
+    """Copy the sweep's finished trials (and ``extra`` (manifest item, run dir) pairs) to
+    ``dest`` with its manifest; a trial published before that is not finished now is removed."""
     manifest = read_manifest(sweep_dir)
     trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
     copies = {item["dir"]: sweep_dir / item["dir"] for item in trials}
-    for run in sorted(ref_dir.glob("seed*")):
-        if read_trial(run).get("status") == "done":
-            seed = int(run.name[4:])
-            name = f"reference/seed{seed}"
-            copies[name] = run
-            trials.append({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed})
+    for item, run in extra:
+        trials.append(item)
+        copies[item["dir"]] = run
     copies = {k: v for k, v in copies.items() if read_trial(v).get("status") == "done"}
-    for old in dest.glob("*/seed*"):  # a trial published before that this sweep has not finished
+    for old in dest.glob("*/seed*"):
         if old.relative_to(dest).as_posix() not in copies:
             shutil.rmtree(old)
     for name, src in copies.items():
@@ -101,10 +110,10 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     for group in dest.iterdir() if dest.is_dir() else []:
         if group.is_dir() and not any(group.iterdir()):
             group.rmdir()
-    note = "artefacts of the finished trials, copied by benchmarks/training_results.py publish"
+    note = f"artefacts of the finished trials, copied by benchmarks/{Path(sys.argv[0]).name}"
     manifest = {**manifest, "trials": trials, "note": note}
     atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-    return write_report(Path(os.path.relpath(dest)), BASELINES)
+    return dest
 
 
 def table1(env: str, report: dict) -> str:

@@ -19,11 +19,13 @@ def test_results_are_committed():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_report_rebuilds_the_committed_table(env, tmp_path):
-    """From the committed artefacts alone (config.toml, metrics.csv, trial.json per trial):
-    the same groups, seeds and returns as the committed report.json."""
+    """From the committed artefacts alone (config.toml, metrics.csv, trial.json, and for an
+    energy sweep energy.json, per trial): the same groups, seeds, returns (and energy) as the
+    committed report.json."""
     committed = json.loads((RESULTS / env / "report.json").read_text())
     copy = tmp_path / env
-    shutil.copytree(RESULTS / env, copy, ignore=shutil.ignore_patterns("report.*", "curves.png"))
+    shutil.copytree(RESULTS / env, copy,
+                    ignore=shutil.ignore_patterns("report.*", "*.png", "bundle-*"))  # fmt: skip
     args = [NEURODEPLOY, "report", str(copy)]
     for base in committed["baselines"]:
         args += ["--baseline", base]
@@ -32,5 +34,8 @@ def test_report_rebuilds_the_committed_table(env, tmp_path):
     rebuilt = json.loads((copy / "report.json").read_text())
     assert rebuilt["groups"] == committed["groups"]
     assert rebuilt["apg"] == committed["apg"]
+    # an energy sweep: the same return-against-energy table, from each trial's kept energy.json
+    assert rebuilt.get("pareto") == committed.get("pareto")
+    assert not list(copy.glob("*/*/bundle-*"))  # nothing was exported again
     assert (copy / "curves.png").stat().st_size > 0
     assert "| group | seeds | final return |" in out.stdout

@@ -1,0 +1,57 @@
+"""Energy-aware training results (issue 21): return against nJ per inference of deployed policies.
+
+The sweeps run with ``bash benchmarks/long_runs.sh pendulum-pareto`` (SOP budgets at 256-256
+and two smaller unbudgeted sizes, seeds 0-2, 15k steps) and ``... hopper-budget`` (two
+budgets, seed 0, 100k steps). ``publish`` copies each finished trial's compact artefacts to
+``results/<name>/``, runs ``neurodeploy report`` there (every spiking trial exported to
+loihi2 and counted by bench-energy on the emulator; its report kept as ``TRIAL/energy.json``
+with policy.pt's SHA-256, so ``neurodeploy report results/<name>`` rebuilds the table and
+pareto.png without exporting), and records the table in docs/results.md.
+
+    python benchmarks/energy_results.py publish pendulum-pareto
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_section  # noqa: E402
+from training_results import ROOT, publish_sweep  # noqa: E402
+
+from neurodeploy.sweep.report import markdown, write_report  # noqa: E402
+
+SWEEPS = {
+    "pendulum-pareto": "neurodeploy sweep pendulum --seeds 0-2 --grid 'sop_budget:hidden="
+    "10000:[256,256],5000:[256,256],0:[256,256],20000:[256,256],2500:[256,256],0:[128,128],"
+    "0:[64,64]' --steps 15000",
+    "hopper-budget": "neurodeploy sweep hopper --seeds 0 --grid sop_budget=50000,25000 "
+    "--steps 100000",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("publish",))
+    parser.add_argument("name", choices=sorted(SWEEPS))
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs")
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    dest = publish_sweep(args.runs / "sweeps" / args.name, args.results / args.name)
+    report = write_report(Path(os.path.relpath(dest)), progress=sys.stderr.isatty())
+    text = markdown(report)
+    for image in ("curves.png", "pareto.png"):
+        text = text.replace(f"]({image})", f"](../results/{args.name}/{image})")
+    body = (
+        f"Sweep: `{SWEEPS[args.name]}` (`bash benchmarks/long_runs.sh {args.name}`). Rebuild "
+        f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
+    )
+    print(body)
+    write_section(f"energy_{args.name}", f"Energy-aware training: {args.name} (issue 21)", body)
+
+
+if __name__ == "__main__":
+    main()
