@@ -145,6 +145,29 @@ def table1(env: str, report: dict) -> str:
     return "\n".join(lines)
 
 
+def reference_check(report: dict) -> str:
+    """Issue 15's criterion: PT-LIF's max average return within 15 % of the reference's, on
+    the seeds both have (the reference runs fewer seeds)."""
+    groups = {g["label"]: g for g in report["groups"]}
+    ref = next((g for label, g in groups.items() if label.startswith("implementation=")), None)
+    ours = groups.get("algo=pt-td3,neuron=lif")
+    if not ref or not ref["max_avg_return"] or not ours or not ours["max_avg_return"]:
+        return ""
+    theirs = dict(zip(ref["seeds"], ref["max_avg_return"]["values"], strict=True))
+    mine = dict(zip(ours["seeds"], ours["max_avg_return"]["values"], strict=True))
+    both = sorted(set(theirs) & set(mine))
+    if not both:
+        return ""
+    a = sum(mine[k] for k in both) / len(both)
+    b = sum(theirs[k] for k in both) / len(both)
+    verdict = "within" if abs(a - b) <= 0.15 * abs(b) else "not within"
+    seeds = ", ".join(str(k) for k in both)
+    return (
+        f"\n\nAgainst the reference implementation, seeds {seeds}: PT-LIF max average return "
+        f"{a:.1f}, reference {b:.1f}, ratio {a / b:.3f}: {verdict} 15 % (issue 15's criterion)."
+    )
+
+
 def _copy(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name in KEEP:
@@ -185,7 +208,7 @@ def main() -> None:
         f"{sets}`; reference: `benchmarks/reference_run.py` at the same budget. Rebuild with "
         f"`neurodeploy report results/{args.env}`.\n\n{body}"
     )
-    body += table1(args.env, report)
+    body += reference_check(report) + table1(args.env, report)
     print(body)
     write_section(f"training_{args.env}", f"Training results: {args.env} (issue 15)", body)
 
