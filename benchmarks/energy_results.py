@@ -33,6 +33,36 @@ SWEEPS = {
 }
 
 
+def acceptance(report: dict) -> str:
+    """Issue 21's three checks per budgeted grid point: final return >= -250 (mean of the
+    seeds), loihi2 energy <= 0.5x the ANN's, loihi2-sim return within 5 % of torch's."""
+    pareto = report.get("pareto")
+    if not pareto or "loihi2" not in pareto["profiles"]:
+        return ""
+    lines = [
+        "\n\nIssue 21's checks per budgeted grid point (final return >= -250, mean of the seeds; "
+        "loihi2 nJ <= 0.5x the ANN's; |loihi2-sim - torch| <= 5 % of torch):",
+        "",
+        "| group | seeds | final return | loihi2 SNN / ANN | loihi2-sim vs torch | all three |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in pareto["groups"]:
+        if not g["point"].get("sop_budget") or g["kind"] != "snn":
+            continue
+        ret, ratio, gap = g["final_return"]["mean"], g["snn_over_ann"]["loihi2"], g["sim_gap"]
+        ok = [
+            ret >= -250,
+            ratio is not None and ratio["mean"] <= 0.5,
+            gap is not None and gap <= 0.05,
+        ]
+        lines.append(
+            f"| {g['label']} | {len(g['seeds'])} | {ret:.1f} {'yes' if ok[0] else 'no'} | "
+            f"{ratio['mean']:.3f}x {'yes' if ok[1] else 'no'} | "
+            f"{100 * gap:.1f} % {'yes' if ok[2] else 'no'} | {'yes' if all(ok) else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("publish",))
@@ -48,7 +78,7 @@ def main() -> None:
     body = (
         f"Sweep: `{SWEEPS[args.name]}` (`bash benchmarks/long_runs.sh {args.name}`). Rebuild "
         f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
-    )
+    ) + acceptance(report)
     print(body)
     write_section(f"energy_{args.name}", f"Energy-aware training: {args.name} (issue 21)", body)
 
