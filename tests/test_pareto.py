@@ -72,7 +72,7 @@ def test_which_grids_get_the_picture():
     grid = parse_grid(["sop_budget=0,2000,5000", "hidden=[64,64],[256,256]"])
     assert grid == {"sop_budget": [0.0, 2000.0, 5000.0], "hidden": [[64, 64], [256, 256]]}
     names = [t.name for t in SweepSpec("pendulum", [0, 1], grid).trials()]
-    assert names[:2] == ["sop_budget=0,hidden=64x64/seed0", "sop_budget=0,hidden=64x64/seed1"]
+    assert names[:2] == ["sop_budget=0,hidden=64x64/seed0", "sop_budget=0,hidden=256x256/seed0"]
     assert len(names) == 12 and "sop_budget=5000,hidden=256x256/seed1" in names
 
 

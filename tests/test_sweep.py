@@ -72,7 +72,7 @@ def test_sweep_on_local_ray_resumes_a_killed_trial_and_skips_finished_ones(tmp_p
     assert read_trial(out / victim)["status"] == "failed"
     trials = json.loads((out / "sweep.json").read_text())["trials"]
     names = [t["name"] for t in trials]
-    assert names == ["neuron=lif/seed0", "neuron=lif/seed1", "neuron=ann/seed0", "neuron=ann/seed1"]
+    assert names == ["neuron=lif/seed0", "neuron=ann/seed0", "neuron=lif/seed1", "neuron=ann/seed1"]
     others = [n for n in names if n != victim]
     before = {n: (out / n / "trial.json").stat().st_mtime_ns for n in others}
     for name in others:

@@ -1,12 +1,13 @@
 """What a sweep is: a recipe, overrides, seeds and a grid; its trials and the manifest.
 
-A sweep runs the cross product ``grid points x seeds``. With ``--grid neuron=lif,ann
---seeds 0-1`` that is four trials, each an ordinary run directory::
+A sweep runs the cross product ``grid points x seeds``, seed by seed. With ``--grid
+neuron=lif,ann --seeds 0-1`` that is four trials, each an ordinary run directory, in this
+order::
 
     OUT/sweep.json                 the manifest: recipe, grid, seeds, overrides, trials
     OUT/neuron=lif/seed0/          config.toml, metrics.csv, policy.pt, checkpoint/, trial.json
-    OUT/neuron=lif/seed1/
     OUT/neuron=ann/seed0/
+    OUT/neuron=lif/seed1/
     OUT/neuron=ann/seed1/
 
 Several grid keys join with commas (``OUT/env=Hopper-v4,neuron=lif/seed0``); linked keys
@@ -202,7 +203,9 @@ class SweepSpec:
         return grid_points(self.grid)
 
     def trials(self) -> list[Trial]:
-        trials = [Trial(p, s) for p in self.points() for s in self.seeds]
+        """Seed by seed: every grid point's first seed runs before any point's second, so a
+        sweep stopped early has all of its points (at fewer seeds), not all seeds of a few."""
+        trials = [Trial(p, s) for s in self.seeds for p in self.points()]
         names = [t.name for t in trials]
         if len(set(names)) != len(names):
             raise ConfigError(
