@@ -30,12 +30,15 @@ run_in() {  # run_in COMMIT CMD...: CMD inside the frozen worktree of COMMIT
 }
 
 case "${1:-}" in
-    hopper)  # issue 15: PT-LIF, vanilla LIF, ANN; seeds 0-2; 100k steps (started at cf73df0)
-        run_in cf73df0 "$ND" sweep hopper --seeds 0-2 \
+    # hopper and idp started at cf73df0 (PT-LIF seed 0 of each finished there) and go on at
+    # ba8ec40, which trains and resumes bit for bit as cf73df0 (benchmarks/same_training.py)
+    # and runs the trials seed by seed.
+    hopper)  # issue 15: PT-LIF, vanilla LIF, ANN; seeds 0-2; 100k steps
+        run_in ba8ec40 "$ND" sweep hopper --seeds 0-2 \
             --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 100000 \
             --out "$RUNS/sweeps/hopper" --num-cpus 1 --cpus-per-trial 1 ;;
-    idp)  # issue 15: the same methods, seeds 0-2, 50k steps, 10k random steps (cf73df0)
-        run_in cf73df0 "$ND" sweep idp --seeds 0-2 \
+    idp)  # issue 15: the same methods, seeds 0-2, 50k steps, 10k random steps
+        run_in ba8ec40 "$ND" sweep idp --seeds 0-2 \
             --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
             --out "$RUNS/sweeps/idp" --num-cpus 1 --cpus-per-trial 1 --set start_steps=10000 ;;
     pendulum)  # issue 15: seeds 0-4, 15k steps, the recipe with start_steps 5000 (68d3661)
