@@ -305,3 +305,16 @@ def test_slope_schedule_from_the_config_drives_the_actor():
     assert isinstance(agent.schedule, AdaptiveSlope) and agent.schedule.value == 2.0
     with pytest.raises(ConfigError, match="adaptive"):
         Agent.build(tiny_config(slope_schedule="adaptive"), make_env(cfg.env, 0))
+
+
+def test_metrics_without_tensorboard_warn_once_and_keep_the_csv(tmp_path, monkeypatch):
+    from neurodeploy.train.metrics import Metrics
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    with pytest.warns(UserWarning, match="tensorboard is not installed"):
+        metrics = Metrics(tmp_path, ["hidden0"])
+    metrics.log({"step": 1000, "eval_return_mean": -150.5, "rate_hidden0": 0.25})
+    metrics.close()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[1].startswith("1000,,-150.5,") and lines[1].endswith(",0.25")
+    assert not (tmp_path / "tensorboard").exists()

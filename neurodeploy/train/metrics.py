@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 
 from neurodeploy.train.checkpoint import atomic_write_bytes
@@ -45,18 +46,17 @@ class Metrics:
             with self.csv_path.open() as f:
                 self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         self._write_csv()
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+        self.tb = tensorboard_writer(run_dir / "tensorboard", resume_step)
 
     def log(self, row: dict) -> None:
         row = {c: row.get(c, "") for c in self.columns}
         self.rows.append(row)
         self._write_csv()
-        for key, value in row.items():
-            if key != "step" and isinstance(value, float) and math.isfinite(value):
-                self.tb.add_scalar(key, value, row["step"])
-        self.tb.flush()
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, float) and math.isfinite(value):
+                    self.tb.add_scalar(key, value, row["step"])
+            self.tb.flush()
         self._plot()
 
     def _write_csv(self) -> None:
@@ -94,7 +94,19 @@ class Metrics:
         tmp.replace(self.png_path)
 
     def close(self) -> None:
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def tensorboard_writer(log_dir: Path, resume_step: int | None):
+    """TensorBoard's writer, or None (with one warning) where the package is not installed:
+    metrics.csv holds every logged value either way (a GPU host may carry no TensorBoard)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn("tensorboard is not installed: metrics go to metrics.csv only", stacklevel=3)
+        return None
+    return SummaryWriter(str(log_dir), purge_step=resume_step)
 
 
 def _fmt(value) -> str:
