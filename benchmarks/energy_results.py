@@ -41,7 +41,8 @@ def acceptance(report: dict) -> str:
         return ""
     lines = [
         "\n\nIssue 21's checks per budgeted grid point (final return >= -250, mean of the seeds; "
-        "loihi2 nJ <= 0.5x the ANN's; |loihi2-sim - torch| <= 5 % of torch):",
+        "loihi2 nJ <= 0.5x the ANN's; |loihi2-sim - torch| <= 5 % of torch for every seed, "
+        "the worst seed's gap shown):",
         "",
         "| group | seeds | final return | loihi2 SNN / ANN | loihi2-sim vs torch | all three |",
         "|---|---|---|---|---|---|",
@@ -49,7 +50,8 @@ def acceptance(report: dict) -> str:
     for g in pareto["groups"]:
         if not g["point"].get("sop_budget") or g["kind"] != "snn":
             continue
-        ret, ratio, gap = g["final_return"]["mean"], g["snn_over_ann"]["loihi2"], g["sim_gap"]
+        ret, ratio = g["final_return"]["mean"], g["snn_over_ann"]["loihi2"]
+        gap = g["sim_gap_worst"]
         ok = [
             ret >= -250,
             ratio is not None and ratio["mean"] <= 0.5,
@@ -70,7 +72,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    dest = publish_sweep(args.runs / "sweeps" / args.name, args.results / args.name)
+    runs, results = args.runs.resolve(), args.results.resolve()
+    os.chdir(ROOT)  # the report names its folder relative to the repository
+    dest = publish_sweep(runs / "sweeps" / args.name, results / args.name)
     report = write_report(Path(os.path.relpath(dest)), progress=sys.stderr.isatty())
     text = markdown(report)
     for image in ("curves.png", "pareto.png"):

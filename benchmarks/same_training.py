@@ -3,7 +3,7 @@
 A long sweep runs from a frozen worktree of the commit it started at (long_runs.sh). It may
 continue at a newer commit only if that commit trains every method bit for bit as the old
 one, and resumes the old one's checkpoints the same way. This script checks both on a short
-Hopper run per method (PT-LIF, vanilla LIF, ANN TD3):
+run of a MuJoCo recipe (``--recipe``, default hopper) per method (PT-LIF, vanilla LIF, ANN TD3):
 
 1. train ``--steps`` at OLD and at NEW from scratch: the policies must be equal bitwise;
 2. resume OLD's run at NEW and at OLD for ``--more`` steps: equal bitwise again.
@@ -12,12 +12,13 @@ Hopper run per method (PT-LIF, vanilla LIF, ANN TD3):
 
 Prints one line per method, writes them to docs/results.md and exits 1 if any differs. CPU
 training is deterministic here (one torch thread), so "equal" means every tensor of policy.pt
-is identical.
+and every logged value of metrics.csv is identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import subprocess
@@ -41,9 +42,11 @@ def worktree(commit: str, where: Path) -> Path:
     return path
 
 
-def train(code: Path, out: Path, algo: str, neuron: str, steps: int, resume: bool) -> None:
+def train(
+    code: Path, recipe: str, out: Path, algo: str, neuron: str, steps: int, resume: bool
+) -> None:
     short = ["start_steps=1000", "eval_every=800", "eval_episodes=2"]
-    cmd = [sys.executable, "-m", "neurodeploy.cli", "train", "hopper", "--algo", algo,
+    cmd = [sys.executable, "-m", "neurodeploy.cli", "train", recipe, "--algo", algo,
            "--neuron", neuron, "--steps", str(steps), "--out", str(out)]  # fmt: skip
     cmd += [arg for option in short for arg in ("--set", option)]
     if resume:
@@ -51,19 +54,26 @@ def train(code: Path, out: Path, algo: str, neuron: str, steps: int, resume: boo
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code)}
     done = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"train at {code.name} failed: {done.stderr.strip().splitlines()[-1]}")
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise SystemExit(f"error: train {recipe} at {code.name} failed: {last}")
 
 
-def same_policy(a: Path, b: Path) -> bool:
+def same_run(a: Path, b: Path) -> bool:
+    """policy.pt bitwise, and metrics.csv's values (returns, losses, rates) in the columns
+    both commits write; the wall-clock column steps_per_s aside."""
     sa = torch.load(a / "policy.pt", weights_only=False)["state_dict"]
     sb = torch.load(b / "policy.pt", weights_only=False)["state_dict"]
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    ra, rb = (list(csv.DictReader((d / "metrics.csv").open())) for d in (a, b))
+    shared = (set(ra[0]) & set(rb[0])) - {"steps_per_s"}
+    rows = [{k: r[k] for k in shared} for r in ra] == [{k: r[k] for k in shared} for r in rb]
+    return rows and sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old")
     ap.add_argument("new")
+    ap.add_argument("--recipe", default="hopper", help="a MuJoCo recipe: hopper, idp, ...")
     ap.add_argument("--steps", type=int, default=1600, help="first run (1000 are random)")
     ap.add_argument("--more", type=int, default=800, help="steps added on resume")
     args = ap.parse_args()
@@ -75,13 +85,14 @@ def main() -> int:
             for name, (algo, neuron) in METHODS.items():
                 runs = {c: tmp / f"{name}-{c.name}" for c in (old, new)}
                 for code, out in runs.items():
-                    train(code, out, algo, neuron, args.steps, resume=False)
-                fresh = same_policy(runs[old], runs[new])
+                    train(code, args.recipe, out, algo, neuron, args.steps, resume=False)
+                fresh = same_run(runs[old], runs[new])
                 crossed = tmp / f"{name}-resumed-at-new"
                 shutil.copytree(runs[old], crossed)
-                train(old, runs[old], algo, neuron, args.steps + args.more, resume=True)
-                train(new, crossed, algo, neuron, args.steps + args.more, resume=True)
-                resumed = same_policy(runs[old], crossed)
+                more = args.steps + args.more
+                train(old, args.recipe, runs[old], algo, neuron, more, resume=True)
+                train(new, args.recipe, crossed, algo, neuron, more, resume=True)
+                resumed = same_run(runs[old], crossed)
                 ok &= fresh and resumed
                 lines.append(f"| {name} | {'equal' if fresh else 'DIFFERENT'} "
                              f"| {'equal' if resumed else 'DIFFERENT'} |")  # fmt: skip
@@ -91,13 +102,15 @@ def main() -> int:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(code)], capture_output=True)  # fmt: skip
     body = (
-        f"Hopper-v4, {args.steps:,} steps from scratch (1,000 random), then {args.more:,} more "
-        f"resumed from {args.old}'s checkpoint; every tensor of policy.pt compared. A frozen "
-        f"long run may move from {args.old} to {args.new} only where both columns say equal.\n\n"
-        f"| method | {args.old} vs {args.new} from scratch | {args.old} checkpoint resumed at "
-        f"{args.new} vs at {args.old} |\n|---|---|---|\n" + "\n".join(lines)
+        f"Recipe {args.recipe}, {args.steps:,} steps from scratch (1,000 random), then "
+        f"{args.more:,} more resumed from {args.old}'s checkpoint. Compared: every tensor of "
+        "policy.pt and metrics.csv's values (evaluation returns, losses, firing rates). A "
+        f"frozen long run may move from {args.old} to {args.new} only where both columns say "
+        f"equal.\n\n| method | {args.old} vs {args.new} from scratch | {args.old} checkpoint "
+        f"resumed at {args.new} vs at {args.old} |\n|---|---|---|\n" + "\n".join(lines)
     )
-    write_section(f"same_training_{args.new}", f"Same training at {args.old} and {args.new}", body)
+    title = f"Same training at {args.old} and {args.new}: {args.recipe}"
+    write_section(f"same_training_{args.recipe}_{args.new}", title, body)
     return 0 if ok else 1
 
 

@@ -84,8 +84,13 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     """Copy the finished trials' compact artefacts and rebuild the report there."""
     sweep_dir, ref_dir = runs / "sweeps" / env, runs / "reference" / env
     extra = []
+    budget = BUDGETS[env][1]
     for run in sorted(ref_dir.glob("seed*")):
-        if read_trial(run).get("status") == "done":
+        record = read_trial(run)
+        if record.get("status") == "done" and record.get("steps") != budget:
+            sys.exit(f"error: {run} was trained for {record.get('steps')} steps, the sweep for "
+                     f"{budget}: the 15 % criterion needs the same budget")  # fmt: skip
+        if record.get("status") == "done":
             seed, name = int(run.name[4:]), f"reference/{run.name}"
             extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
     dest = publish_sweep(sweep_dir, results / env, extra)
@@ -198,7 +203,8 @@ def main() -> None:
         command = reference_command(args.env, args.seed, args.reference, out)
         print(" ".join(command), flush=True)
         sys.exit(subprocess.run(command, env=env).returncode)
-    report = publish(args.env, args.runs, args.results)
+    os.chdir(ROOT)  # the report names its folder relative to the repository
+    report = publish(args.env, args.runs.resolve(), args.results.resolve())
     text = markdown(report).replace("](curves.png)", f"](../results/{args.env}/curves.png)")
     body = text.split("\n", 2)[2]  # without the report's own title
     recipe, steps, seeds, extra = BUDGETS[args.env]

@@ -277,7 +277,10 @@ def report(
     sweep_dir: Annotated[Path, typer.Argument(help="sweep directory (has sweep.json)")],
     baseline: Annotated[
         list[str] | None,
-        typer.Option(help="grid KEY=VALUE the APG compares against, e.g. neuron=ann (repeatable)"),
+        typer.Option(
+            help="grid KEY=VALUE the APG compares against, e.g. neuron=ann (repeatable; "
+            "default: those of the report.json being rebuilt)"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the report (default: sweep)")] = None,
     hardware: Annotated[
@@ -290,8 +293,10 @@ def report(
 ) -> None:
     """Aggregate a sweep: returns mean ± std over seeds, APG, firing rate, SOPs per action;
     over sop_budget or hidden: return against energy of each deployed policy."""
-    from neurodeploy.sweep.report import markdown, write_report
+    from neurodeploy.sweep.report import markdown, stored_baselines, write_report
 
+    if baseline is None:  # a rebuild keeps the report's APG tables
+        baseline = stored_baselines(out or sweep_dir)
     profiles = [p.strip() for p in hardware.split(",") if p.strip()]
     result = write_report(
         sweep_dir, baseline, out, profiles, energy_episodes, progress=sys.stderr.isatty()

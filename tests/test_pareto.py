@@ -126,6 +126,7 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
             assert nj["n"] == 1 and nj["mean"] == trials[name]["nj"][p] and nj["mean"] > 0
         assert g["final_return"]["mean"] == trials[name]["final_return"]
         assert g["sim_gap"] == trials[name]["sim_gap"]  # one seed: the gap of the means
+        assert g["sim_gap_worst"] == trials[name]["sim_gap"]  # and the worst seed's
 
     # the ANN: MACs x (MAC + weight read); it is the reference's size, so its return is the line's
     (ref,) = pareto["ann_reference"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from neurodeploy.errors import ConfigError, SweepError
-from neurodeploy.sweep.report import apg, write_report
+from neurodeploy.sweep.report import apg, apg_table, write_report
 from neurodeploy.sweep.runner import check_reachable
-from neurodeploy.sweep.spec import SweepSpec, parse_grid, parse_seeds, read_trial, write_manifest
+from neurodeploy.sweep.spec import (
+    SweepSpec,
+    parse_grid,
+    parse_seeds,
+    point_label,
+    read_trial,
+    write_manifest,
+)
 from neurodeploy.train.config import TrainConfig, save_config
 
 NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
@@ -144,24 +152,42 @@ def test_apg_of_pt_lif_against_ann_is_the_papers():
         apg({"Hopper-v4": -3.0}, {"Hopper-v4": -2.0})
     with pytest.raises(ValueError):
         apg({"Hopper-v4": 3.0}, {"Ant-v4": 2.0})
+    # negative returns (Pendulum): no APG and no ratio, whose order would be reversed
+    rows = [
+        {"point": {"neuron": n}, "max_avg_return": {"mean": m}}
+        for n, m in (("lif", -150.0), ("ann", -300.0))
+    ]
+    (method,) = apg_table(rows, {"neuron": "ann"})["methods"]
+    assert method["apg"] is None and method["ratios"] == {"(all)": None}
+
+
+def fake_run(run_dir: Path, cfg: TrainConfig, best: float) -> None:
+    """A run directory in the real format: config.toml and three evaluations, best in the
+    middle."""
+    save_config(cfg, run_dir / "config.toml")
+    rows = [(cfg.steps // 3, 0.5 * best), (2 * cfg.steps // 3, best), (cfg.steps, 0.9 * best)]
+    (run_dir / "metrics.csv").write_text(
+        "step,episode_return,eval_return_mean,eval_return_std,steps_per_s\n"
+        + "".join(f"{s},{r},{r},1.0,100\n" for s, r in rows)
+    )
+
+
+def table1_fixture(sweep_dir: Path) -> SweepSpec:
+    """PT-LIF and ANN TD3 on the paper's five envs, 2 seeds; best evaluation = Table 1."""
+    methods = parse_grid(["algo:neuron=pt-td3:lif,td3:ann"])  # PT-LIF and ANN TD3, linked
+    spec = SweepSpec(None, [0, 1], {"env": ENVS, **methods}, {"steps": 3000})
+    write_manifest(sweep_dir, spec, "table1")
+    for trial in spec.trials():
+        env, neuron = trial.point["env"], trial.point["neuron"]
+        best = (PT_LIF if neuron == "lif" else ANN)[env] + (50 if trial.seed else -50)
+        cfg = TrainConfig(env=env, algo=trial.point["algo"], neuron=neuron, steps=3000)
+        fake_run(sweep_dir / trial.name, cfg, best)
+    return spec
 
 
 def test_report_on_a_table1_fixture(tmp_path):
     """Run directories in the real format whose best evaluation is the paper's return."""
-    methods = parse_grid(["algo:neuron=pt-td3:lif,td3:ann"])  # PT-LIF and ANN TD3, linked
-    spec = SweepSpec(None, [0, 1], {"env": ENVS, **methods}, {"steps": 3000})
-    write_manifest(tmp_path, spec, "table1")
-    for trial in spec.trials():
-        run_dir = tmp_path / trial.name
-        env, neuron = trial.point["env"], trial.point["neuron"]
-        best = (PT_LIF if neuron == "lif" else ANN)[env] + (50 if trial.seed else -50)
-        cfg = TrainConfig(env=env, algo=trial.point["algo"], neuron=neuron, steps=3000)
-        save_config(cfg, run_dir / "config.toml")
-        rows = [(1000, 0.5 * best), (2000, best), (3000, 0.9 * best)]
-        (run_dir / "metrics.csv").write_text(
-            "step,episode_return,eval_return_mean,eval_return_std,steps_per_s\n"
-            + "".join(f"{s},{r},{r},1.0,100\n" for s, r in rows)
-        )
+    table1_fixture(tmp_path)
     out = subprocess.run(
         [NEURODEPLOY, "report", str(tmp_path), "--baseline", "algo=td3,neuron=ann"],
         capture_output=True,
@@ -182,6 +208,40 @@ def test_report_on_a_table1_fixture(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "+5.83 %" in md and "| algo=pt-td3,neuron=lif | 9348 ± 50 | 5383 ± 50 |" in md
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_a_rebuild_keeps_its_apg_and_counts_trials_at_the_sweeps_budget(tmp_path):
+    spec = table1_fixture(tmp_path)
+    report = [NEURODEPLOY, "report", str(tmp_path)]
+    for args in (["--baseline", "algo=td3,neuron=ann"], []):  # the rebuild names no baseline
+        out = subprocess.run(report + args, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        rebuilt = json.loads((tmp_path / "report.json").read_text())
+        assert round(rebuilt["apg"][0]["methods"][0]["apg_percent"], 2) == 5.83
+    # a reference implementation beside a Table 1 grid: its own group, no env column
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    ref = {"name": "reference/seed0", "dir": "reference/seed0", "point": {"implementation": "ref"}}
+    manifest["trials"].append({**ref, "seed": 0})
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    fake_run(tmp_path / "reference/seed0", TrainConfig(env="Hopper-v4", steps=3000), 3000.0)
+    out = subprocess.run(report, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "| implementation=ref | 1/1 |" in (tmp_path / "report.md").read_text()
+    # one seed trained with another learning rate: the report says so
+    odd = TrainConfig(env="Hopper-v4", algo="pt-td3", neuron="lif", steps=3000, actor_lr=1e-3)
+    fake_run(tmp_path / "env=Hopper-v4,algo=pt-td3,neuron=lif/seed1", odd, 3000.0)
+    mixed = {g["label"]: g["mixed_settings"] for g in write_report(tmp_path)["groups"]}
+    assert mixed.pop("env=Hopper-v4,algo=pt-td3,neuron=lif") == ["actor_lr"]
+    assert not any(mixed.values())
+    assert "were trained with different actor_lr" in (tmp_path / "report.md").read_text()
+    # the sweep extended to 6000 steps: a trial counts again only once it reaches them
+    write_manifest(tmp_path, SweepSpec(None, [0, 1], spec.grid, {"steps": 6000}), "table1")
+    resumed = spec.trials()[0]
+    fake_run(tmp_path / resumed.name, TrainConfig(env="InvertedDoublePendulum-v4", steps=6000), 1.0)
+    rebuilt = write_report(tmp_path)
+    counted = [g for g in rebuilt["groups"] if g["finished"]]
+    assert [g["label"] for g in counted] == [point_label(resumed.point)]
+    assert len(rebuilt["unfinished"]) == 2 * len(ENVS) * 2 - 1  # the sweep's other trials
 
 
 # --- errors a user can cause ---------------------------------------------------------------
@@ -232,6 +292,16 @@ def test_address_and_report_errors_are_one_clear_line(tmp_path):
         write_report(tmp_path)
     with pytest.raises(ConfigError, match="another sweep"):
         write_manifest(tmp_path, SweepSpec("pendulum", [0, 1, 2], spec.grid), "pendulum")
+    two = tmp_path / "two-keys"
+    write_manifest(
+        two, SweepSpec("pendulum", [0], parse_grid(["neuron=lif,ann", "actor_lr=3e-4,1e-3"])), "p"
+    )
+    with pytest.raises(ConfigError, match="another sweep"):  # other directory names
+        write_manifest(
+            two,
+            SweepSpec("pendulum", [0], parse_grid(["actor_lr=3e-4,1e-3", "neuron=lif,ann"])),
+            "p",
+        )
     (tmp_path / "neuron=ann" / "seed0").mkdir(parents=True)
     save_config(TrainConfig(steps=100), tmp_path / "neuron=ann" / "seed0" / "config.toml")
     (tmp_path / "neuron=ann" / "seed0" / "metrics.csv").write_text("step,eval_return_mean\n100,5\n")
@@ -239,3 +309,20 @@ def test_address_and_report_errors_are_one_clear_line(tmp_path):
         write_report(tmp_path, "neuron=snn")
     with pytest.raises(ConfigError, match="not a grid key"):
         write_report(tmp_path, "env=Hopper-v4")
+
+
+def test_a_finished_trial_without_its_checkpoint_is_not_extended_over_its_results(tmp_path):
+    from dataclasses import replace
+
+    from neurodeploy.errors import CheckpointError
+    from neurodeploy.sweep.runner import run_trial
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("hidden", "proxy_hidden")}
+    cfg = TrainConfig(env="Pendulum-v1", hidden=[16, 16], proxy_hidden=[32, 32], **tiny)
+    run = tmp_path / "seed0"
+    assert run_trial(cfg.to_dict(), str(run), "seed0")["status"] == "done"
+    shutil.rmtree(run / "checkpoint")  # it holds the replay buffer: tempting to delete
+    kept = {n: (run / n).read_bytes() for n in ("metrics.csv", "policy.pt")}
+    with pytest.raises(CheckpointError, match="finished at 400 steps and has no checkpoint/"):
+        run_trial(replace(cfg, steps=600).to_dict(), str(run), "seed0")
+    assert {n: (run / n).read_bytes() for n in kept} == kept

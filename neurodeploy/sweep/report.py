@@ -6,7 +6,9 @@ inference of the deployed policies (pareto.png and a table; ``neurodeploy/sweep/
 What it reads, per trial listed in ``sweep.json``: ``config.toml`` (``steps``),
 ``metrics.csv`` (the deterministic evaluation returns) and, when the sweep wrote it,
 ``trial.json`` (firing rate, SOPs or MACs per action). A trial counts once its
-``metrics.csv`` reaches the config's ``steps``; the others are listed as unfinished.
+``metrics.csv`` reaches the sweep's ``steps`` (``--steps`` as ``sweep.json`` records it, else
+the config's) and its config was trained for exactly that budget: a trial finished before the
+sweep was extended is listed as unfinished until it has been resumed to the new budget.
 
 Per trial, over its evaluation rows ``R_k`` (``eval_return_mean`` at step ``k``):
 
@@ -32,7 +34,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,7 @@ class TrialRun:
     finished: bool
     record: dict
     dir: str = ""  # the run directory, relative to the sweep directory
+    config: dict = field(default_factory=dict)  # its config.toml ({} when unreadable)
 
     @property
     def final_return(self) -> float:
@@ -121,19 +124,23 @@ def read_curve(metrics_csv: Path) -> tuple[list[int], list[float]]:
 
 def load_trials(sweep_dir: Path) -> tuple[dict, list[TrialRun]]:
     manifest = read_manifest(sweep_dir)
+    budget = (manifest.get("overrides") or {}).get("steps")  # the sweep's --steps, if given
     runs = []
     for item in manifest["trials"]:
         run_dir = Path(sweep_dir) / item["dir"]
         steps, returns = read_curve(run_dir / "metrics.csv")
         try:
-            target = int(tomllib.loads((run_dir / "config.toml").read_text())["steps"])
+            config = tomllib.loads((run_dir / "config.toml").read_text())
+            target = int(config["steps"])
         except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
-            target = None
+            config, target = {}, None
+        if budget is not None and target != int(budget):
+            target = None  # trained for another budget (a sweep extended since): unfinished
         finished = bool(steps) and target is not None and steps[-1] >= target
         runs.append(
             TrialRun(
                 item["name"], item["point"], item["seed"], steps, returns, finished,
-                read_trial(run_dir), item["dir"],
+                read_trial(run_dir), item["dir"], config,
             )
         )  # fmt: skip
     return manifest, runs
@@ -212,6 +219,7 @@ def build_report(
                 "firing_rate": stats([r.record.get("firing_rate") for r in done]),
                 "sops_per_action": stats([r.record.get("sops_per_action") for r in done]),
                 "macs_per_action": stats([r.record.get("macs_per_action") for r in done]),
+                "mixed_settings": mixed_settings([r.config for r in done]),
             }
         )
     report = {
@@ -227,6 +235,16 @@ def build_report(
         "apg": [apg_table(rows, base) for base in bases],
     }
     return report, runs
+
+
+def mixed_settings(configs: list[dict]) -> list[str]:
+    """The options in which one group's seeds were trained differently (seed and steps
+    aside), e.g. seeds started after the recipe changed. An option only some configs name
+    (added to neurodeploy since) is not compared."""
+    keys = set.intersection(*(set(c) for c in configs)) if configs else set()
+    return sorted(
+        k for k in keys - {"seed", "steps"} if any(c[k] != configs[0][k] for c in configs)
+    )
 
 
 def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
@@ -261,7 +279,11 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
                 "method": name,
                 "apg": value,
                 "apg_percent": None if value is None else 100 * value,
-                "ratios": {c: by_ctx[c] / matched[c] if matched[c] else None for c in by_ctx},
+                # a ratio of negative returns inverts better and worse: none is given
+                "ratios": {
+                    c: by_ctx[c] / matched[c] if by_ctx[c] > 0 and matched[c] > 0 else None
+                    for c in by_ctx
+                },
                 "note": note,
             }
         )
@@ -313,6 +335,11 @@ def markdown(report: dict) -> str:
             f"{_pm(r['max_avg_return'])} | {_pm(r['firing_rate'], '{:.1f}', 100, ' %')} | "
             f"{_pm(r['sops_per_action'], '{:.0f}')} | {_pm(r['macs_per_action'], '{:.0f}')} |"
         )
+    for r in report["groups"]:
+        if r.get("mixed_settings"):
+            keys = ", ".join(r["mixed_settings"])
+            lines += ["", f"**Mixed settings**: the seeds of {r['label']} were trained with "
+                      f"different {keys} (their config.toml)."]  # fmt: skip
     if _envs(report):
         lines += ["", *_env_table(report)]
     for a in report["apg"]:
@@ -355,6 +382,8 @@ def _env_table(report: dict) -> list[str]:
     envs = _envs(report)
     methods: dict[str, dict] = {}
     for r in report["groups"]:
+        if "env" not in r["point"]:  # e.g. a reference implementation: in the main table
+            continue
         rest = point_label({k: v for k, v in r["point"].items() if k != "env"}) or "(all)"
         methods.setdefault(rest, {})[str(r["point"]["env"])] = r["max_avg_return"]
     head = "| method | " + " | ".join(map(str, envs)) + " |"
@@ -403,12 +432,23 @@ def plot_curves(report: dict, runs: list[TrialRun], path: Path) -> None:
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval return")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="method", title_fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no finished group has none
+            ax.legend(fontsize=8, title="method", title_fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
+
+
+def stored_baselines(folder: Path) -> list[str]:
+    """The ``--baseline`` selections of the report.json in ``folder`` (none if there is none)."""
+    try:
+        report = json.loads((Path(folder) / "report.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    found = report.get("baselines") if isinstance(report, dict) else None
+    return [str(b) for b in found] if isinstance(found, list) else []
 
 
 def write_report(

@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from neurodeploy.errors import ConfigError, NeurodeployError, SweepError
+from neurodeploy.errors import CheckpointError, ConfigError, NeurodeployError, SweepError
 from neurodeploy.sweep.spec import (
     SweepSpec,
     Trial,
@@ -59,7 +59,7 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
     """
     import torch
 
-    from neurodeploy.train.checkpoint import discard_partial_results
+    from neurodeploy.train.checkpoint import discard_partial_results, results_without_checkpoint
     from neurodeploy.train.config import save_config
     from neurodeploy.train.loop import train
 
@@ -70,6 +70,14 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
         # A fresh trial: with the config in place, train(resume=True) starts from scratch
         # when there is no checkpoint and resumes when there is one (trial.json may exist).
         save_config(cfg, path / "config.toml")
+    record = read_trial(path)
+    if record.get("status") == "done" and results_without_checkpoint(path):
+        # finished at another --steps, and its checkpoint/ was deleted since: extending it
+        # would mean training it again from scratch over its results; keep them instead
+        raise CheckpointError(
+            f"{path} finished at {record.get('steps')} steps and has no checkpoint/ to extend "
+            f"to {cfg.steps}; move the directory away to train it again from scratch"
+        )
     # A trial killed before its first checkpoint starts over: the sweep owns its directory.
     restarted = discard_partial_results(path)
     attempts = int(read_trial(path).get("attempts", 0)) + 1

@@ -264,6 +264,8 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec, recipe_name: str) -> None:
             if key == "overrides":
                 a = {k: v for k, v in (a or {}).items() if k not in MUTABLE_OVERRIDES}
                 b = {k: v for k, v in b.items() if k not in MUTABLE_OVERRIDES}
+            if key == "grid" and a == b and list(a) != list(b):  # the order names the dirs
+                a, b = list(a), list(b)
             if a != b:
                 raise ConfigError(
                     f"{sweep_dir / MANIFEST} describes another sweep ({key}: {a!r} there, "
