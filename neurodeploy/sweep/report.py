@@ -355,7 +355,8 @@ def markdown(report: dict) -> str:
         ]
         for m in a["methods"]:
             value = f"n/a: {m['note']}" if m["apg"] is None else f"{m['apg_percent']:+.2f} %"
-            ratios = ", ".join(f"{c}: {v:.3f}" for c, v in m["ratios"].items() if v is not None)
+            known = {c: v for c, v in m["ratios"].items() if v is not None}
+            ratios = ", ".join(f"{c}: {v:.3f}" for c, v in known.items()) or "-"
             lines.append(f"| {m['method']} | {value} | {ratios} |")
         if not a["methods"]:
             lines.append("| - | no finished group to compare with this baseline yet | - |")
