@@ -87,12 +87,13 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     budget = BUDGETS[env][1]
     for run in sorted(ref_dir.glob("seed*")):
         record = read_trial(run)
-        if record.get("status") == "done" and record.get("steps") != budget:
+        if record.get("status") != "done":
+            continue
+        if record.get("steps") != budget:
             sys.exit(f"error: {run} was trained for {record.get('steps')} steps, the sweep for "
                      f"{budget}: the 15 % criterion needs the same budget")  # fmt: skip
-        if record.get("status") == "done":
-            seed, name = int(run.name[4:]), f"reference/{run.name}"
-            extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
+        seed, name = int(run.name[4:]), f"reference/{run.name}"
+        extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
     dest = publish_sweep(sweep_dir, results / env, extra)
     return write_report(Path(os.path.relpath(dest)), BASELINES)
 

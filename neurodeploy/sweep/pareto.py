@@ -255,31 +255,30 @@ def pareto_summary(
         mine = [t for t in trials if point_label(t["point"]) == point_label(g["point"])]
         if not mine:
             continue
-        groups.append(
-            {
-                "label": g["label"],
-                "point": g["point"],
-                "kind": mine[0]["kind"],
-                "env": mine[0]["env"],
-                "seeds": [t["seed"] for t in mine],
-                "final_return": stats([t["final_return"] for t in mine]),
-                "deployed_return": stats([t["deployed_return"] for t in mine]),
-                "torch_return": stats([t["torch_return"] for t in mine]),
-                "loihi2-sim_return": stats([t["loihi2-sim_return"] for t in mine]),
-                "sops_per_action": stats([t["sops_per_action"] for t in mine]),
-                "macs_per_action": stats([t["macs_per_action"] for t in mine]),
-                "nj": {p.name: stats([t["nj"][p.name] for t in mine]) for p in loaded},
-                "snn_over_ann": {
-                    p.name: stats([t["snn_over_ann"].get(p.name) for t in mine]) for p in loaded
-                },
-            }
-        )
-    for g in groups:  # the deployed mean return against torch's, on the same episodes
-        sim, torch = g["loihi2-sim_return"], g["torch_return"]
-        g["sim_gap"] = _gap(sim and sim["mean"], torch and torch["mean"])
-        # and the worst seed's own gap: seeds off in opposite directions cancel in the means
-        gaps = [t["sim_gap"] for t in trials if point_label(t["point"]) == point_label(g["point"])]
-        g["sim_gap_worst"] = None if None in gaps else max(gaps)
+        group = {
+            "label": g["label"],
+            "point": g["point"],
+            "kind": mine[0]["kind"],
+            "env": mine[0]["env"],
+            "seeds": [t["seed"] for t in mine],
+            "final_return": stats([t["final_return"] for t in mine]),
+            "deployed_return": stats([t["deployed_return"] for t in mine]),
+            "torch_return": stats([t["torch_return"] for t in mine]),
+            "loihi2-sim_return": stats([t["loihi2-sim_return"] for t in mine]),
+            "sops_per_action": stats([t["sops_per_action"] for t in mine]),
+            "macs_per_action": stats([t["macs_per_action"] for t in mine]),
+            "nj": {p.name: stats([t["nj"][p.name] for t in mine]) for p in loaded},
+            "snn_over_ann": {
+                p.name: stats([t["snn_over_ann"].get(p.name) for t in mine]) for p in loaded
+            },
+        }
+        # the deployed mean return against torch's, on the same episodes; and the worst
+        # seed's own gap (seeds off in opposite directions cancel in the means)
+        sim, torch = group["loihi2-sim_return"], group["torch_return"]
+        group["sim_gap"] = _gap(sim and sim["mean"], torch and torch["mean"])
+        gaps = [t["sim_gap"] for t in mine]
+        group["sim_gap_worst"] = None if None in gaps else max(gaps)
+        groups.append(group)
     ann_reference = []
     for env, macs in references.items():
         same = [

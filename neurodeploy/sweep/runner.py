@@ -80,7 +80,7 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
         )
     # A trial killed before its first checkpoint starts over: the sweep owns its directory.
     restarted = discard_partial_results(path)
-    attempts = int(read_trial(path).get("attempts", 0)) + 1
+    attempts = int(record.get("attempts", 0)) + 1
     resumed_from = checkpoint_step(path)
     start = time.time()
     update_trial(
