@@ -49,8 +49,7 @@ ANN = "neuron=ann,sop_budget=0,hidden=256x256/seed0"
 
 def build_sweep(out: Path, grid: list[str], seeds=(0,)) -> Path:
     spec = SweepSpec("pendulum", list(seeds), parse_grid(grid), dict(TINY))
-    name, configs = spec.resolve()
-    write_manifest(out, spec, name)
+    _, configs = write_manifest(out, spec)
     for trial, cfg in configs:
         run_trial(cfg.to_dict(), str(out / trial.name), trial.name)
     return out
@@ -172,7 +171,7 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
 def test_a_sweep_over_one_budget_has_no_pareto_outputs(budget_sweep, tmp_path):
     sweep = tmp_path / "one"
     spec = SweepSpec("pendulum", [0], parse_grid(["sop_budget=0"]), dict(TINY, hidden=[16, 16]))
-    write_manifest(sweep, spec, "pendulum")
+    write_manifest(sweep, spec)
     shutil.copytree(
         budget_sweep / LIF0, sweep / "sop_budget=0" / "seed0", ignore=shutil.ignore_patterns(BUNDLE)
     )

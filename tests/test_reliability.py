@@ -87,6 +87,21 @@ def test_resume_with_fewer_steps_is_refused_before_config_toml_changes(tmp_path)
     assert snapshot(run) == before
 
 
+def test_a_schedule_over_steps_refuses_to_be_extended_and_changes_nothing(tmp_path):
+    # lr_schedule = linear reached 0 at step 400; at 600 steps it would have been 1/3 there
+    run = train(tiny(lr_schedule="linear"), tmp_path / "r", progress=False)
+    before = snapshot(run)
+    with pytest.raises(ConfigError, match=r"steps from 400 to 600 at step 400: lr_schedule"):
+        train(tiny(steps=600, lr_schedule="linear"), run, resume=True, progress=False)
+    assert snapshot(run) == before
+    # before any update (start_steps 400 of 400) the schedule has not acted yet: it extends
+    early = train(tiny(lr_schedule="linear", start_steps=400, steps=400), tmp_path / "e",
+                  progress=False)  # fmt: skip
+    train(tiny(lr_schedule="linear", start_steps=400, steps=600), early, resume=True,
+          progress=False)  # fmt: skip
+    assert checkpoint_step(early) == 600
+
+
 # --- item 5: --resume never starts over silently; the final checkpoint is written ------------
 
 
@@ -496,7 +511,7 @@ def _finished_sweep(folder: Path) -> Path:
     from neurodeploy.sweep.spec import SweepSpec, write_manifest
     from neurodeploy.train.config import save_config
 
-    write_manifest(folder, SweepSpec("pendulum", [0], {"neuron": ["lif", "ann"]}), "pendulum")
+    write_manifest(folder, SweepSpec("pendulum", [0], {"neuron": ["lif", "ann"]}))
     for neuron in ("lif", "ann"):
         trial = folder / f"neuron={neuron}" / "seed0"
         trial.mkdir(parents=True)

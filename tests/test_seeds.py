@@ -12,7 +12,7 @@ import torch
 from neurodeploy.errors import ConfigError
 from neurodeploy.snn import actor_from_payload
 from neurodeploy.train import seeds as seeds_module
-from neurodeploy.train.config import TrainConfig
+from neurodeploy.train.config import TrainConfig, read_config
 from neurodeploy.train.loop import train
 from neurodeploy.train.seeds import train_seeds
 from neurodeploy.train.stacked import SeedAxis
@@ -98,6 +98,7 @@ def test_resume_continues_exactly(tmp_path):
         wa, wb = weights(a), weights(b)
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
         assert [r["eval_return_mean"] for r in rows(a)] == [r["eval_return_mean"] for r in rows(b)]
+        assert read_config(b / "config.toml") == read_config(a / "config.toml")  # steps 250
 
 
 def test_a_changed_environment_refuses_to_resume(tmp_path):

@@ -175,8 +175,8 @@ def fake_run(run_dir: Path, cfg: TrainConfig, best: float) -> None:
 def table1_fixture(sweep_dir: Path) -> SweepSpec:
     """PT-LIF and ANN TD3 on the paper's five envs, 2 seeds; best evaluation = Table 1."""
     methods = parse_grid(["algo:neuron=pt-td3:lif,td3:ann"])  # PT-LIF and ANN TD3, linked
-    spec = SweepSpec(None, [0, 1], {"env": ENVS, **methods}, {"steps": 3000})
-    write_manifest(sweep_dir, spec, "table1")
+    spec = SweepSpec(None, [0, 1], {"env": ENVS, **methods}, {"steps": 3000, "start_steps": 1000})
+    write_manifest(sweep_dir, spec)
     for trial in spec.trials():
         env, neuron = trial.point["env"], trial.point["neuron"]
         best = (PT_LIF if neuron == "lif" else ANN)[env] + (50 if trial.seed else -50)
@@ -235,7 +235,7 @@ def test_a_rebuild_keeps_its_apg_and_counts_trials_at_the_sweeps_budget(tmp_path
     assert not any(mixed.values())
     assert "were trained with different actor_lr" in (tmp_path / "report.md").read_text()
     # the sweep extended to 6000 steps: a trial counts again only once it reaches them
-    write_manifest(tmp_path, SweepSpec(None, [0, 1], spec.grid, {"steps": 6000}), "table1")
+    write_manifest(tmp_path, SweepSpec(None, [0, 1], spec.grid, {**spec.overrides, "steps": 6000}))
     resumed = spec.trials()[0]
     fake_run(tmp_path / resumed.name, TrainConfig(env="InvertedDoublePendulum-v4", steps=6000), 1.0)
     rebuilt = write_report(tmp_path)
@@ -287,20 +287,18 @@ def test_address_and_report_errors_are_one_clear_line(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "not a sweep directory (no sweep.json)" in one_line(out.stderr)
     spec = SweepSpec("pendulum", [0, 1], {"neuron": ["lif", "ann"]})
-    write_manifest(tmp_path, spec, "pendulum")
+    write_manifest(tmp_path, spec)
     with pytest.raises(SweepError, match="no trial has finished"):
         write_report(tmp_path)
     with pytest.raises(ConfigError, match="another sweep"):
-        write_manifest(tmp_path, SweepSpec("pendulum", [0, 1, 2], spec.grid), "pendulum")
+        write_manifest(tmp_path, SweepSpec("pendulum", [0, 1, 2], spec.grid))
     two = tmp_path / "two-keys"
     write_manifest(
-        two, SweepSpec("pendulum", [0], parse_grid(["neuron=lif,ann", "actor_lr=3e-4,1e-3"])), "p"
+        two, SweepSpec("pendulum", [0], parse_grid(["neuron=lif,ann", "actor_lr=3e-4,1e-3"]))
     )
     with pytest.raises(ConfigError, match="another sweep"):  # other directory names
         write_manifest(
-            two,
-            SweepSpec("pendulum", [0], parse_grid(["actor_lr=3e-4,1e-3", "neuron=lif,ann"])),
-            "p",
+            two, SweepSpec("pendulum", [0], parse_grid(["actor_lr=3e-4,1e-3", "neuron=lif,ann"]))
         )
     (tmp_path / "neuron=ann" / "seed0").mkdir(parents=True)
     save_config(TrainConfig(steps=100), tmp_path / "neuron=ann" / "seed0" / "config.toml")
@@ -309,6 +307,26 @@ def test_address_and_report_errors_are_one_clear_line(tmp_path):
         write_report(tmp_path, "neuron=snn")
     with pytest.raises(ConfigError, match="not a grid key"):
         write_report(tmp_path, "env=Hopper-v4")
+
+
+def test_a_rerun_after_the_recipe_changed_refuses_and_keeps_the_manifest(tmp_path):
+    spec = SweepSpec("pendulum", [0, 1], {"neuron": ["lif", "ann"]}, {"steps": 6000})
+    write_manifest(tmp_path, spec)
+    path = tmp_path / "sweep.json"
+    manifest = json.loads(path.read_text())
+    # as if the pendulum recipe had said actor_lr = 0.002 when the sweep started
+    manifest["configs"]["neuron=ann/seed1"]["actor_lr"] = 0.002
+    manifest["configs"]["neuron=ann/seed1"]["an_option_removed_since"] = 1
+    del manifest["configs"]["neuron=lif/seed0"]["sop_budget"]  # an option added since
+    path.write_text(json.dumps(manifest))
+    before = path.read_text()
+    with pytest.raises(ConfigError, match=r"trial neuron=ann/seed1 .* actor_lr \(0.002 there"):
+        write_manifest(tmp_path, SweepSpec("pendulum", [0, 1], spec.grid, {"steps": 9000}))
+    assert path.read_text() == before
+    manifest["configs"]["neuron=ann/seed1"]["actor_lr"] = spec.resolve()[1][3][1].actor_lr
+    path.write_text(json.dumps(manifest))
+    write_manifest(tmp_path, SweepSpec("pendulum", [0, 1], spec.grid, {"steps": 9000}))
+    assert json.loads(path.read_text())["overrides"] == {"steps": 9000}
 
 
 def test_a_finished_trial_without_its_checkpoint_is_not_extended_over_its_results(tmp_path):

@@ -176,9 +176,7 @@ def run_sweep(
     if num_cpus is not None and num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {num_cpus}")
     out = Path(out).resolve()
-    recipe_name, configs = spec.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, spec, recipe_name)
+    _, configs = write_manifest(out, spec)  # a bad option fails before anything is written
 
     result = SweepResult()
     pending: list[tuple[Trial, TrainConfig]] = []

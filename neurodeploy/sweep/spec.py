@@ -225,7 +225,9 @@ class SweepSpec:
             configs.append((trial, cfg))
         return name, configs
 
-    def manifest(self, recipe_name: str) -> dict:
+    def manifest(self, recipe_name: str, configs: list[tuple[Trial, TrainConfig]]) -> dict:
+        """``configs`` records every trial's resolved settings (``steps`` aside), so a rerun
+        after the recipe changed cannot train its unstarted trials with other settings."""
         return {
             "format": MANIFEST_FORMAT,
             "recipe": self.recipe,
@@ -234,7 +236,13 @@ class SweepSpec:
             "seeds": self.seeds,
             "overrides": self.overrides,
             "trials": [t.to_dict() for t in self.trials()],
+            "configs": {t.name: settings(cfg) for t, cfg in configs},
         }
+
+
+def settings(cfg: TrainConfig) -> dict:
+    """A trial's config as the manifest records it: everything but the mutable overrides."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in MUTABLE_OVERRIDES}
 
 
 def read_manifest(sweep_dir: Path) -> dict:
@@ -253,10 +261,13 @@ def read_manifest(sweep_dir: Path) -> dict:
     return manifest
 
 
-def write_manifest(sweep_dir: Path, spec: SweepSpec, recipe_name: str) -> None:
-    """Write ``sweep.json``; a rerun must describe the same sweep (``steps`` may change)."""
+def write_manifest(sweep_dir: Path, spec: SweepSpec) -> tuple[str, list[tuple[Trial, TrainConfig]]]:
+    """Resolve the sweep and write ``sweep.json``; returns the recipe's name and every
+    trial's config. A rerun must describe the same sweep (``steps`` may change) and resolve
+    every trial to the settings recorded when it was first written."""
     sweep_dir = Path(sweep_dir)
-    new = spec.manifest(recipe_name)
+    recipe_name, configs = spec.resolve()
+    new = spec.manifest(recipe_name, configs)
     if (sweep_dir / MANIFEST).exists():
         old = read_manifest(sweep_dir)
         for key in ("recipe_name", "grid", "seeds", "overrides"):
@@ -271,7 +282,27 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec, recipe_name: str) -> None:
                     f"{sweep_dir / MANIFEST} describes another sweep ({key}: {a!r} there, "
                     f"{b!r} now); rerun with the same options to resume it, or choose another --out"
                 )
+        check_settings(sweep_dir, old.get("configs"), new["configs"])
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(sweep_dir / MANIFEST, (json.dumps(new, indent=2) + "\n").encode())
+    return recipe_name, configs
+
+
+def check_settings(sweep_dir: Path, old: dict | None, new: dict) -> None:
+    """Refuse a rerun whose recipe now resolves a trial to other settings than the first run
+    did. Options added to neurodeploy since (absent from ``old``) are not compared. A
+    manifest written before neurodeploy recorded the settings (no ``configs``) is accepted:
+    the trials already started still refuse a changed config when they resume."""
+    for name, before in (old or {}).items():
+        now = new.get(name, {})
+        changed = [k for k in before if k in now and before[k] != now[k]]
+        if changed:
+            what = ", ".join(f"{k} ({before[k]!r} there, {now[k]!r} now)" for k in changed[:3])
+            raise ConfigError(
+                f"{sweep_dir / MANIFEST}: trial {name} was set up with other settings: {what}; "
+                "the recipe changed since the sweep started; resume it with the version that "
+                "started it, or choose another --out"
+            )
 
 
 # --- trial.json: the sweep's bookkeeping inside each run directory --------------------------

@@ -156,8 +156,28 @@ def replay_buffer(cfg: TrainConfig, a_cfg: ActorConfig, device) -> ReplayBuffer:
     return ReplayBuffer(a_cfg.obs_dim, a_cfg.act_dim, min(cfg.buffer_size, cfg.steps), device)
 
 
-def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | None:
-    """Check the run directory; return the checkpoint to resume from (None: fresh start)."""
+def check_extension(saved: TrainConfig, cfg: TrainConfig, done: int, env) -> None:
+    """Refuse to resume a run at another ``steps`` when a schedule is a function of
+    ``step / steps``: the steps it already trained followed the old schedule, so the
+    extended run would be neither the old one nor one trained at the new budget."""
+    if done <= 0 or saved.steps == cfg.steps:
+        return
+    schedules = []
+    if cfg.lr_schedule == "linear" and done > cfg.start_steps:
+        schedules.append("lr_schedule = linear (the rates reach 0 at steps)")
+    if cfg.curriculum and hasattr(env.unwrapped, "set_curriculum"):
+        schedules.append(f"{cfg.env}'s reward curriculum (step / steps)")
+    if schedules:
+        raise ConfigError(
+            f"--resume: cannot change steps from {saved.steps} to {cfg.steps} at step {done}: "
+            f"{' and '.join(schedules)} would change under the steps already trained; "
+            "train the new budget into a new --out"
+        )
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, env) -> Path | None:
+    """Check the run directory; return the checkpoint to resume from (None: fresh start).
+    ``env`` is the training env (whether it has a reward curriculum)."""
     config_path = run_dir / "config.toml"
     if resume:
         if not config_path.exists():
@@ -182,6 +202,7 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> Path | Non
                 f"--resume: {run_dir} is already at step {done}; steps must be >= {done}, "
                 f"not {cfg.steps}"
             )
+        check_extension(saved, cfg, done, env)
         ckpt = checkpoint_path(run_dir)
         return ckpt if ckpt.exists() else None
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -229,7 +250,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
     eval_env = make_train_env(cfg)
     set_curriculum(eval_env, cfg, 1.0)  # evaluate on the final reward
-    ckpt_path = prepare_run_dir(run_dir, cfg, resume)
+    ckpt_path = prepare_run_dir(run_dir, cfg, resume, env)
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

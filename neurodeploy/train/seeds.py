@@ -49,6 +49,7 @@ from neurodeploy.train.loop import (
     _progress,
     actor_config,
     build_networks,
+    check_extension,
     check_writable_dir,
     log_evaluation,
     make_train_env,
@@ -146,6 +147,10 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
     step = 0
     if ckpt_path is not None:
         step = _restore(load_checkpoint(ckpt_path), seeds, cfg.steps, td3, schedule, lanes)
+        for lane in lanes:  # accepted: only steps may differ (as a solo run records it)
+            check_extension(read_config(lane.run_dir / "config.toml"), lane.cfg, step, lane.env)
+        for lane in lanes:
+            save_config(lane.cfg, lane.run_dir / "config.toml")
     else:
         for lane in lanes:
             save_config(lane.cfg, lane.run_dir / "config.toml")
