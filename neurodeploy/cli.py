@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from neurodeploy.errors import NeurodeployError
+from neurodeploy.errors import ConfigError, NeurodeployError
 
 cli = typer.Typer(
     help="Train spiking actors with proxy-target TD3, export them through NIR to Loihi 2 / Lava, "
@@ -48,7 +49,6 @@ def train(
     ] = False,
 ) -> None:
     """Train a spiking or ANN actor with (proxy-target) TD3 from a recipe."""
-    from neurodeploy.errors import ConfigError
     from neurodeploy.sweep.spec import parse_seeds
     from neurodeploy.train.config import options_help, parse_set, resolve
     from neurodeploy.train.loop import train as run_training
@@ -86,12 +86,16 @@ def export(
     from_nir: Annotated[Path | None, typer.Option(help="compile this NIR graph instead")] = None,
     observations: Annotated[int, typer.Option(help="observations for the fidelity checks")] = 256,
     nir_flavour: Annotated[
-        str, typer.Option(help="policy.nir's time unit: generic (dt 1) | snntorch | norse")
-    ] = "generic",
+        str | None,
+        typer.Option(help="policy.nir's time unit: generic (dt 1, default) | snntorch | norse"),
+    ] = None,
     dt: Annotated[
         float | None,
         typer.Option(help="dt of a --from-nir graph that states none (snnTorch 1e-4, norse 1e-3)"),
     ] = None,
+    allow_mismatch: Annotated[
+        bool, typer.Option(help="write the bundle even if a spike-exact fidelity check differs")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print fidelity.json instead")] = False,
 ) -> None:
     """Export a trained actor to nir, lava, loihi2 or onnx as a deploy bundle."""
@@ -103,7 +107,9 @@ def export(
     if zoo.is_zoo(source) and out is None:  # never write into the installed package
         out = Path.cwd() / f"{str(source)[len(zoo.PREFIX) :]}-bundle-{target}"
     source = zoo.resolve_source(source)
-    bundle = export_bundle(source, target, out, from_nir, observations, nir_flavour, dt)
+    bundle = export_bundle(
+        source, target, out, from_nir, observations, nir_flavour, dt, allow_mismatch
+    )
     fidelity = json.loads((bundle / "fidelity.json").read_text())
     if json_out:
         print(json.dumps(fidelity))
@@ -130,7 +136,9 @@ def _fidelity_table(fidelity: dict) -> Table:
         elif "action_rmse" in check:
             result = "quantisation"
             detail = (
-                f"{100 * check['identical_output_spike_fraction']:.1f} % identical output spikes, "
+                f"{check['output_spikes_differing']} of {check['output_spikes']} output spikes "
+                f"differ ({100 * check['identical_output_spike_fraction']:.1f} % of the "
+                "step x neuron cells, silent ones included, identical), "
                 f"action RMSE {check['action_rmse']:.3f} (max {check['action_max_error']:.3f})"
             )
         else:
@@ -173,6 +181,8 @@ def run(
 
     if record is None:
         summary = run_policy(path, backend, episodes, seed, envs=envs).summary()
+    elif envs != 1:
+        raise ConfigError(f"--record films one environment; leave out --envs {envs}")
     else:
         summary = record_policy(path, record, backend, episodes, seed).summary()
     if json_out:
@@ -189,6 +199,11 @@ def run(
             else ""
         )
     )
+    if summary.get("output_mismatches"):
+        console.print(
+            f"[yellow]{summary['output_mismatches']} actions' Lava output spikes differed from "
+            "the float reference[/yellow]"
+        )
     if record is not None:
         console.print(f"recording: {record}")
 
@@ -367,7 +382,7 @@ def info() -> None:
         console.print(f"{mark} {name}: {detail}")
     failures += check_failures
     for line in failures:
-        err_console.print(f"[red]error:[/red] {line}")
+        err_console.print(f"[red]error:[/red] {escape(line)}")
     if failures:
         raise typer.Exit(1)
     console.print("[green]all checks passed[/green]")
@@ -377,8 +392,6 @@ def app() -> None:
     """Console-script entry point: user errors print one line, no traceback, and exit 1
     (usage errors such as a bad option value: 2, as click's)."""
     import warnings
-
-    from rich.markup import escape
 
     try:  # newer typer carries its own copy of click
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -401,11 +414,11 @@ def app() -> None:
     except typer.Abort:  # Ctrl-D at a prompt
         err_console.print("[red]error:[/red] aborted", highlight=False)
         sys.exit(1)
-    except NeurodeployError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    except NeurodeployError as exc:  # escaped: a path may hold [brackets]
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except OSError as exc:  # a read-only filesystem, a full disk, a folder that is a file
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     if isinstance(code, int) and code:  # typer.Exit(code), Ctrl-C (130)
         sys.exit(code)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -379,6 +380,18 @@ FUZZ = [
     ("half export", "run {w}/half-export --backend loihi2-sim", "no manifest.json"),
     ("policy no config", "run {w}/no-config.pt", "needs 'config' and 'state_dict'"),
     ("export no config", "export {w}/no-config.pt --out {w}/n2", "needs 'config'"),
+    ("path with brackets", "export {w}/x[/y]/policy.pt --out {w}/n2", "x[/y]/policy.pt"),
+    (
+        "record with envs",
+        "run {w}/run --episodes 1 --envs 2 --record {w}/n4.gif",
+        "--record films one environment",
+    ),
+    ("dt without from-nir", "export {w}/run --out {w}/n2 --dt 0.001", "--dt is the time step"),
+    (
+        "flavour with from-nir",
+        "export --from-nir {w}/run/bundle-loihi2/policy.nir --nir-flavour snntorch --out {w}/n2",
+        "--nir-flavour sets",
+    ),
     # typer's usage errors: one line too, not its usage box
     ("episodes text", "run {w}/run --episodes abc", "Invalid value for '--episodes'"),
     ("steps text", "train --out {w}/n1 --steps 1.5", "Invalid value for '--steps'"),
@@ -421,6 +434,103 @@ def test_a_failed_export_leaves_nothing_and_the_next_one_works(world, tmp_path):
     assert not out.exists() and list(tmp_path.glob(".b.*")) == []
     export_bundle(world / "run" / "policy.pt", "nir", out, observations=8)
     assert (out / "manifest.json").is_file() and list(tmp_path.glob(".b.*")) == []
+
+
+def test_a_foreign_core_must_fit_the_actors_codec(world, tmp_path):
+    import nir
+
+    from neurodeploy.errors import ExportError
+    from neurodeploy.export.bundle import export_bundle
+    from neurodeploy.export.nir_graph import layers_to_nir, nir_to_layers
+
+    core = nir.read(str(world / "run" / "bundle-loihi2" / "policy.nir"))  # T = 2, 3 x 10 in
+    layers = nir_to_layers(core)
+    layers[0].weight = layers[0].weight[:, :-1]  # one input fewer than the encoder gives
+    narrow = tmp_path / "narrow.nir"
+    nir.write(str(narrow), layers_to_nir(layers, {"timesteps_per_action": 2}))
+    other_t = tmp_path / "t5.nir"
+    core.metadata = {**core.metadata, "timesteps_per_action": 5}
+    nir.write(str(other_t), core)
+    policy = world / "run" / "policy.pt"
+    for graph, words in ((narrow, "takes 29 inputs and gives 1"), (other_t, "= 5, but")):
+        with pytest.raises(ExportError, match=words):
+            export_bundle(policy, "lava", tmp_path / "b", graph, observations=8)
+        assert not (tmp_path / "b").exists()
+
+
+def test_a_lava_core_refuses_wrong_frames_before_it_starts_them(world):
+    from neurodeploy.errors import BundleError
+    from neurodeploy.export.lava_graph import LavaNetwork
+    from neurodeploy.export.nir_graph import nir_to_layers, read_nir
+    from neurodeploy.hardware.lava_runtime import LavaCore
+
+    hub = nir_to_layers(read_nir(world / "run" / "bundle-loihi2" / "policy.nir"))
+    n_in = hub[0].weight.shape[1]
+    with LavaCore.from_network(LavaNetwork.from_float(hub, 2, False, False)) as core:
+        with pytest.raises(BundleError, match=rf"\(2, {n_in}\) input frames .* not \(2, 7\)"):
+            core.step(np.zeros((2, 7)))
+        assert core.step(np.zeros((2, n_in))).shape == (2, hub[-1].size)  # still runs
+    # leaving the with block stopped it: a hang here is the defect
+
+
+def test_nir_the_importers_would_misread_is_refused(world, tmp_path):
+    import nir
+
+    from neurodeploy import zoo
+    from neurodeploy.errors import ExportError
+    from neurodeploy.export.bundle import export_bundle
+    from neurodeploy.export.nir_graph import layers_to_nir, nir_to_layers
+
+    layers = nir_to_layers(nir.read(str(world / "run" / "bundle-loihi2" / "policy.nir")))
+    layers[1].decay[:] = 1.0  # a membrane that never decays: tau = inf
+    layers_to_nir(layers, {})  # the generic flavour (neurodeploy's own reader) holds it
+    for flavour in ("snntorch", "norse"):
+        with pytest.raises(ExportError, match=f"layer 1: .*{flavour}'s NIR importer"):
+            layers_to_nir(layers, {}, flavour)
+    layers[1].decay[:] = 0.5
+    layers[0].threshold[:] = -0.5
+    bad = tmp_path / "negative.nir"
+    nir.write(str(bad), layers_to_nir(layers, {}))
+    with pytest.raises(ExportError, match="v_threshold must be > 0, not -0.5"):
+        export_bundle(None, "lava", tmp_path / "b", bad, observations=8)
+    stateful = zoo.resolve_source("zoo:quad-hover-guided")
+    with pytest.raises(ExportError, match="delays every layer's input by one step"):
+        export_bundle(stateful, "nir", tmp_path / "b", observations=8, nir_flavour="snntorch")
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_export_whose_exact_check_differs_writes_nothing(world, tmp_path, monkeypatch):
+    from neurodeploy.errors import BundleError
+    from neurodeploy.export import bundle as bundle_module
+
+    compare = bundle_module._compare
+
+    def lava_one_spike_off(a, b):  # as if Lava disagreed with the emulator on one spike
+        b = [x.copy() for x in b]
+        b[-1].flat[0] = 1 - b[-1].flat[0]
+        return compare(a, b)
+
+    monkeypatch.setattr(bundle_module, "_compare", lava_one_spike_off)
+    out = tmp_path / "b"
+    with pytest.raises(BundleError, match=r"emulator_vs_lava_fixed \(1 of \d+ spikes differ\)"):
+        bundle_module.export_bundle(world / "run", "loihi2", out, observations=8)
+    assert not out.exists() and list(tmp_path.glob(".b.*")) == []
+    bundle_module.export_bundle(world / "run", "loihi2", out, observations=8, allow_mismatch=True)
+    fidelity = json.loads((out / "fidelity.json").read_text())
+    assert fidelity["emulator_vs_lava_fixed"]["mismatched_spikes"][-1] == 1
+
+
+def test_a_hardware_profile_value_must_be_a_number(tmp_path, monkeypatch):
+    from neurodeploy.hardware import energy
+
+    monkeypatch.setattr(energy, "recipe_dir", lambda _: tmp_path)
+    entry = '{{ value = {}, status = "estimated", citation = "x" }}'
+    for value, words in (('"23.6 pJ"', "'23.6 pJ'"), ("-5.0", "-5.0"), ("nan", "nan")):
+        (tmp_path / "bad.toml").write_text(
+            f'ann_platform = "a"\nassumptions = "b"\nsop_pj = {entry.format(value)}\n'
+        )
+        with pytest.raises(ConfigError, match=rf"sop_pj.value must be a number >= 0, not {words}"):
+            energy.load_profile("bad")
 
 
 def test_stale_tmp_files_of_a_killed_write_are_removed_on_resume(tmp_path):

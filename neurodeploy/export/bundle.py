@@ -196,7 +196,8 @@ def _codec(actor: SpikingActor) -> dict:
     if actor.graded_input:
         codec["encoder_params"].update(
             message_bits=loihi2.GRADED_BITS,
-            payload=f"round(obs * 2**{loihi2.INPUT_FRACTION_BITS}), saturated",
+            payload=f"round(x * 2**{loihi2.INPUT_FRACTION_BITS}), saturated, where x = obs "
+            "times obs_scale (when given)",
         )
     return codec
 
@@ -207,6 +208,35 @@ def sha256(path: Path) -> str:
 
 MAX_OBSERVATIONS = 65_536
 _STAGING: list[Path] = []  # bundles being written by this process (removed on failure)
+
+
+def fit_foreign_core(graph, hub: list, actor: SpikingActor, where: str) -> None:
+    """A ``--from-nir`` core beside a trained actor runs between that actor's codec: refuse a
+    core whose input or output width, timesteps per action, state reset or input kind differ
+    from the codec's, and state the codec's where the graph states none (so the fidelity
+    checks and the run use the same schedule)."""
+    n_in, n_out = actor.layers[0].in_features, actor.layers[-1].out_features
+    got_in, got_out = hub[0].weight.shape[1], hub[-1].size
+    if (got_in, got_out) != (n_in, n_out):
+        raise ExportError(
+            f"{where}: the core takes {got_in} inputs and gives {got_out} outputs, but the "
+            f"actor's codec gives {n_in} and reads {n_out}; export the NIR of this actor's core"
+        )
+    codec = {
+        "timesteps_per_action": actor.config.timesteps,
+        "state_reset": "never" if _stateful(actor) else "every action",
+        "input": "graded" if actor.graded_input else "spikes",
+    }
+    for key, value in codec.items():
+        if key in graph.metadata:
+            stated = graph.metadata[key]
+            stated = int(stated) if key == "timesteps_per_action" else str(stated)
+            if stated != value:
+                raise ExportError(
+                    f"{where}: its metadata says {key} = {stated!r}, but the actor's codec "
+                    f"runs {value!r}; export the NIR of this actor's core"
+                )
+    graph.metadata = {**graph.metadata, **codec}
 
 
 def export_bundle(*args, **kwargs) -> Path:
@@ -249,16 +279,20 @@ def _export_into(
     out: Path | None = None,
     from_nir: Path | None = None,
     observations: int = FIDELITY_OBSERVATIONS,
-    nir_flavour: str = "generic",
+    nir_flavour: str | None = None,
     dt: float | None = None,
+    allow_mismatch: bool = False,
 ) -> Path:
     """Write a deploy bundle for ``target``; returns its directory.
 
     ``source`` is a run directory or policy.pt (the host codec and the torch reference).
     With ``from_nir`` the spiking core comes from that NIR file instead; without a
     ``source`` the fidelity checks then drive it with random input spike trains.
-    ``nir_flavour`` picks the time unit of the written policy.nir (``nir_graph.FLAVOURS``);
-    ``dt`` is the time step of a ``from_nir`` graph whose metadata states none.
+    ``nir_flavour`` picks the time unit of the policy.nir written from ``source``
+    (``nir_graph.FLAVOURS``, default generic); ``dt`` is the time step of a ``from_nir``
+    graph whose metadata states none. Each is refused where it would have no effect.
+    A fidelity check that should be spike for spike identical and is not refuses the
+    export (nothing is written) unless ``allow_mismatch``.
     """
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -279,9 +313,26 @@ def _export_into(
         raise ExportError(
             "--target onnx exports a trained actor: give its run directory or policy.pt"
         )
+    if from_nir is not None and nir_flavour is not None:
+        raise ExportError(
+            "--nir-flavour sets the time unit of the policy.nir written from a trained actor; "
+            "a --from-nir graph is compiled as it is (its dt: --dt)"
+        )
+    if from_nir is None and dt is not None:
+        raise ExportError(
+            "--dt is the time step of a --from-nir graph that states none; a trained actor's "
+            "policy.nir states its own (choose its unit with --nir-flavour)"
+        )
+    nir_flavour = nir_flavour or "generic"
     if nir_flavour not in FLAVOURS:
         raise ExportError(
             f"unknown --nir-flavour {nir_flavour!r}; choose one of {', '.join(FLAVOURS)}"
+        )
+    if nir_flavour != "generic" and _stateful(actor):
+        raise ExportError(
+            f"--nir-flavour {nir_flavour}: this stateful actor delays every layer's input by "
+            f"one step (as Lava's Dense), which {nir_flavour}'s NIR importer does not: it "
+            "would run another network; export with --nir-flavour generic"
         )
     if target == "onnx" and _stateful(actor):
         raise ExportError(
@@ -295,6 +346,8 @@ def _export_into(
         foreign = read_nir(Path(from_nir))
         foreign.metadata = {**(foreign.metadata or {}), "dt": graph_dt(foreign, str(from_nir), dt)}
         hub = nir_to_layers(foreign, str(from_nir))
+        if actor is not None:
+            fit_foreign_core(foreign, hub, actor, str(from_nir))
         if target == "loihi2":
             loihi2.quantize(hub, foreign.metadata.get("input") == "graded")
     if out is None:
@@ -379,6 +432,16 @@ def _export_into(
 
         fidelity["torch_vs_onnx"] = export_onnx(actor, obs, out / "policy.onnx")
 
+    failed = [
+        f"{name} ({sum(c['mismatched_spikes'])} of {sum(c['spikes'])} spikes differ)"
+        for name, c in fidelity.items()
+        if isinstance(c, dict) and c.get("identical") is False
+    ]
+    if failed and not allow_mismatch:
+        raise BundleError(
+            f"fidelity check failed: {'; '.join(failed)}; no bundle written (pass "
+            "--allow-mismatch to write it anyway, with the differences in fidelity.json)"
+        )
     if source is not None:  # the host codec and torch reference travel with the bundle
         atomic_write_bytes(out / "policy.pt", policy_bytes)  # the bytes the actor came from
     atomic_write_bytes(out / "fidelity.json", json.dumps(fidelity, indent=2).encode())
@@ -439,7 +502,11 @@ def _loihi2(
     emu = emulator.run(fixed, chip, stateful)
     lava = LavaNetwork.from_fixed(fixed, chip.shape[0], stateful).run(chip)
     netx_out = run_netx(out / "policy.net", chip, len(fixed), stateful, fixed[0].input_bits)
-    float_vs_fixed = {"identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean())}
+    float_vs_fixed = {  # the cell fraction counts silent (step, neuron) cells as identical
+        "identical_output_spike_fraction": float((emu[-1] == reference[-1]).mean()),
+        "output_spikes": int((reference[-1] != 0).sum()),
+        "output_spikes_differing": int((emu[-1] != reference[-1]).sum()),
+    }
     if torch_actions is not None:
         err = (decode(actor, emu[-1]) - torch_actions).abs()
         float_vs_fixed.update(

@@ -124,13 +124,13 @@ def actor_layers(actor: SpikingActor) -> list[Layer]:
                     vth=int(neuron.vth),
                 )
             )
-        elif model == "lif":
+        elif model == "lif":  # the decays clamped to [0, 1], as the torch neurons use them
             layers.append(
                 Layer(
                     w,
                     b,
                     "lif",
-                    _per_neuron(neuron.decay, n),
+                    _per_neuron(neuron.decay.clamp(0, 1), n),
                     np.zeros(n),
                     _per_neuron(neuron.threshold, n),
                 )
@@ -141,8 +141,8 @@ def actor_layers(actor: SpikingActor) -> list[Layer]:
                     w,
                     b,
                     "cuba",
-                    _per_neuron(neuron.decay, n),
-                    _per_neuron(neuron.current_decay, n),
+                    _per_neuron(neuron.decay.clamp(0, 1), n),
+                    _per_neuron(neuron.current_decay.clamp(0, 1), n),
                     _per_neuron(neuron.threshold, n),
                 )
             )
@@ -166,6 +166,13 @@ def layers_to_nir(layers: list[Layer], metadata: dict, flavour: str = "generic")
     for i, layer in enumerate(layers):
         n = layer.size
         steps = _tau(layer.decay)  # membrane time constant in SNN steps
+        syn_steps = _tau(layer.current_decay) if layer.neuron == "cuba" else steps[:0]
+        if flavour != "generic" and (np.isinf(steps).any() or np.isinf(syn_steps).any()):
+            raise ExportError(
+                f"layer {i}: a state that never decays (decay 1) is written as tau = inf, "
+                f"which {flavour}'s NIR importer reads as a frozen state; export with "
+                "--nir-flavour generic (neurodeploy and Lava read it as trained)"
+            )
         if np.any(np.isinf(steps) & (layer.v_bias != 0)):
             raise ExportError(f"layer {i}: a membrane bias needs a decaying membrane in NIR")
         r = np.where(np.isinf(steps), 1.0, steps)
@@ -178,7 +185,7 @@ def layers_to_nir(layers: list[Layer], metadata: dict, flavour: str = "generic")
         common = dict(
             tau_mem=steps * dt,
             r=r,
-            v_leak=np.where(np.isinf(steps), 0.0, layer.v_bias * steps),
+            v_leak=layer.v_bias * np.where(np.isinf(steps), 0.0, steps),  # no bias there
             v_threshold=layer.threshold,
             v_reset=np.zeros(n),
         )
@@ -187,7 +194,6 @@ def layers_to_nir(layers: list[Layer], metadata: dict, flavour: str = "generic")
             common["tau"] = common.pop("tau_mem")
             nodes[f"neuron{i}"] = nir.LIF(**common, metadata=meta)
         else:
-            syn_steps = _tau(layer.current_decay)
             w_in = np.where(np.isinf(syn_steps), 1.0, syn_steps)
             nodes[f"neuron{i}"] = nir.CubaLIF(
                 tau_syn=syn_steps * dt, w_in=w_in, **common, metadata=meta
@@ -298,6 +304,9 @@ def nir_to_layers(
             gain = arr(neuron.r) * np.where(mem == 0, 1.0, mem)
             kind, cur = "lif", np.zeros(n)
         v_bias = arr(neuron.v_leak) * mem
+        threshold = arr(neuron.v_threshold)
+        if not np.all(threshold > 0):  # Lava and Loihi run v > 1 after folding it in
+            raise ExportError(f"{where}: v_threshold must be > 0, not {threshold.min():g}")
         # fold the input gain into the weights: the compiled layer adds inputs one to one
         vth = (neuron.metadata or {}).get("loihi_vth")
         layers.append(
@@ -307,7 +316,7 @@ def nir_to_layers(
                 kind,
                 1.0 - mem,
                 cur,
-                arr(neuron.v_threshold),
+                threshold,
                 v_bias,
                 None if vth is None else int(vth),
             )

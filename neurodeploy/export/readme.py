@@ -121,7 +121,15 @@ TOOLS = """## Opening the files elsewhere
   `snntorch.import_nir.import_from_nir(nir.read("policy.nir"))`; snnTorch assumes
   dt = 1e-4 s, which that flavour states.
 - **norse** (export with `--nir-flavour norse`): `norse.torch.from_nir(nir.read("policy.nir"))`
-  at norse's default dt = 1e-3 s. For any other flavour pass `dt=manifest["dt"]`.
+  at norse's default dt = 1e-3 s. Only this flavour: norse ignores `r` on LIF nodes, and
+  the norse flavour folds it into the Affine weights (other flavours give norse a silent
+  network).
+- The generic flavour (dt = 1 step) is what neurodeploy and its Lava compiler read. Two
+  conventions there are neurodeploy's own, which other NIR readers do not apply: a state
+  that never decays is written `tau = inf` with `r = 1` (read: v += I each step, not a
+  frozen state), and a stateful policy (`state_reset = "never"` in the graph's metadata)
+  delays every layer's input by one step (`synaptic_delay_steps`), as Lava's Dense does.
+  The snntorch and norse flavours refuse both.
 - **onnxruntime** (`policy.onnx`, target onnx):
   `InferenceSession("policy.onnx").run(["action"], {"obs": obs})`.
 - Feed the NIR graph's Input with the encoder's spikes (`encode` below); its Output

@@ -19,6 +19,7 @@ Per control step (one action):
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,13 @@ def load_profile(name: str) -> Profile:
                 raise ConfigError(f"{path}: {key} needs value, status and citation")
             if item["status"] not in STATUSES:
                 raise ConfigError(f"{path}: {key}.status must be one of {', '.join(STATUSES)}")
+            value = item["value"]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value >= 0)
+            ):
+                raise ConfigError(f"{path}: {key}.value must be a number >= 0, not {value!r}")
             figures[key] = item
     if "sop_pj" not in figures:
         raise ConfigError(f"{path}: a profile needs at least sop_pj")

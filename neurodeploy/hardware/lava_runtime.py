@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy.errors import BundleError
 from neurodeploy.export.lava_graph import LavaNetwork
 from neurodeploy.export.netx import load_netx
 from neurodeploy.lava_compat import import_lava
@@ -156,12 +157,19 @@ class LavaCore:
 
     def step(self, frames_in: np.ndarray) -> np.ndarray:
         """One action: input frames [T, n_in] (spikes or graded values) -> the output
-        layer's spike trains [T, n_out] (int8)."""
+        layer's spike trains [T, n_out] (int8). The frames are checked before the P steps
+        start: a started run must be fed all P frames, or stopping it waits forever."""
+        frames_in = np.asarray(frames_in)
+        if frames_in.shape != self._frames[: self.T].shape:
+            raise BundleError(
+                f"the Lava core takes {self._frames[: self.T].shape} input frames "
+                f"(timesteps, inputs) per action, not {frames_in.shape}"
+            )
+        self._frames[: self.T] = frames_in
         self.injector.run(
             condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
         )  # compiles and starts on the first call only (the constructor's)
         self._running = True
-        self._frames[: self.T] = frames_in
         for frame in self._frames:  # the injector's buffer holds all P frames
             self.injector.send(frame)
         out = [self.extractor.receive() for _ in range(self.P)]
