@@ -10,6 +10,14 @@ value of the direct encoder (a graded spike on Loihi 2). A core's SOPs are the s
 layers (encoder -> layer 0, layer 0 -> layer 1, ...); the last layer's spikes leave the chip
 for the host decoder and cost no SOP.
 
+The formula is one; the weights it is given differ. Training's estimate (``sop_budget``) and a
+sweep's ``trial.json`` count on the actor's float weights, where every weight is non-zero;
+``bench-energy`` counts on the deployed, quantised core, where weights that round to zero
+cost nothing, and the direct encoder's graded inputs that round to zero send nothing. So the
+training-time figures are upper bounds of ``bench-energy``'s for the same spikes (equal for a
+``loihi``-neuron actor, trained on the chip's integer weights), and the energy tables use
+``bench-energy``'s.
+
 The count is differentiable: when the inputs carry a gradient (spikes of a surrogate-gradient
 neuron), ``fired`` has the indicator's value and the spike's own gradient (straight through),
 so ``d SOP / d spike_j = fanout_j``. The fan-out, a count of weights, is a constant.
