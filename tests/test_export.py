@@ -165,9 +165,9 @@ def test_from_nir_compiles_a_norse_graph(tmp_path):
             z, state = model(x, state)
             outs.append(z)
     norse_out = torch.stack(outs).numpy().astype(np.int8)
-    from neurodeploy.export.nir_graph import float_reference, nir_to_layers
+    from neurodeploy.export.nir_graph import simulate_nir
 
-    ours = float_reference(nir_to_layers(read_nir(tmp_path / "norse.nir")), spikes.numpy())[-1]
+    ours = simulate_nir(read_nir(tmp_path / "norse.nir"), spikes.numpy())[-1]
     assert np.mean(ours == norse_out) > 0.99 and norse_out.sum() > 0
 
 

@@ -463,39 +463,6 @@ def to_norse(graph: nir.NIRGraph) -> torch.nn.Module:
     return norse.from_nir(adjusted, dt=float(graph.metadata.get("dt", DT)))
 
 
-def float_reference(
-    layers: list[Layer], spikes_in: np.ndarray, stateful: bool = False, graded: bool = False
-) -> list[np.ndarray]:
-    """Float64 simulation of the layers (Lava float LIF semantics) from zero state.
-
-    Per-action reset: each layer sees the previous layer's spikes of the same step.
-    ``stateful``: one continuous run, each layer one step late (``export.timing``).
-    ``graded``: the input is real-valued (the direct encoder), not spikes.
-    """
-    trains, x = [], spikes_in.astype(np.float64)
-    for index, layer in enumerate(layers):
-        if stateful:
-            x = delayed(x)
-        u = np.zeros((x.shape[1], layer.size))
-        v = np.zeros_like(u)
-        out = np.zeros((x.shape[0], *u.shape), np.int8)
-        bias = (layer.bias + layer.v_bias) / layer.threshold
-        w = layer.weight / layer.threshold[:, None]
-        for t in range(x.shape[0]):
-            if graded and index == 0:  # real-valued input: Lava's float Dense multiplies
-                a = x[t] @ w.T
-            else:  # sum the selected columns, as Lava's float Dense does for binary spikes
-                a = np.stack([w[:, row.astype(bool)].sum(axis=1) for row in x[t]])
-            u = u * layer.current_decay + a
-            v = v * layer.decay + u + bias
-            s = v > 1.0
-            v[s] = 0.0
-            out[t] = s
-        trains.append(out)
-        x = out.astype(np.float64)
-    return trains
-
-
 def write_nir(graph: nir.NIRGraph, path: Path) -> None:
     nir.write(str(path), graph)
 
