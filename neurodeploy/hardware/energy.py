@@ -60,11 +60,11 @@ class Profile:
 def load_profile(name: str) -> Profile:
     folder = recipe_dir("hardware")
     path = folder / f"{name}.toml"
-    if not path.is_file():
+    if Path(name).name != name or not path.is_file():  # a name, not a path out of the folder
         known = sorted(p.stem for p in folder.glob("*.toml"))
         raise ConfigError(
             f"unknown hardware profile {name!r}; available: {', '.join(known)} "
-            f"(add one as {folder}/{name}.toml)"
+            f"(add one as {folder}/NAME.toml)"
         )
     try:
         data = tomllib.loads(path.read_text())
