@@ -187,6 +187,38 @@ def test_every_bad_option_value_is_one_error_naming_it(item, message):
         parse_set([item])
 
 
+STATEFUL = dict(mode="stateful", sequence_length=10, burn_in=2, timesteps=1)
+BAD_COMBINATIONS = [  # accepted before, then ignored or crashed mid-run
+    (dict(neuron="loihi", decay=0.9), "neuron 'loihi' has its own fixed dynamics"),
+    (dict(neuron="dn", reset="subtract"), "neuron 'dn' has its own fixed dynamics"),
+    (dict(bc_weight=5.0, **STATEFUL), "bc_weight pulls the actor towards a guide's actions"),
+    (dict(q_alpha=2.5), "q_alpha scales sequence training's Q term"),
+    (dict(neuron="ann", algo="td3", sequence_length=10, burn_in=2), "an ANN actor is feed"),
+    (dict(guide_steps=300, sequence_length=10, burn_in=2), "guided training is for stateful"),
+    (dict(guide_steps=150, start_steps=200, **STATEFUL), "guide_steps (150) <= start_steps"),
+    (dict(eval_episodes=0), "eval_episodes must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("values, message", BAD_COMBINATIONS)
+def test_options_that_would_be_ignored_together_are_refused(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig(env="Pendulum-v1", **values)
+
+
+def test_a_guide_of_another_env_is_refused_and_the_run_folder_removed(tmp_path):
+    from neurodeploy.train.guide import guide_config
+
+    guided = tiny(guide_steps=400, start_steps=300, **STATEFUL)
+    guide = train(guide_config(guided), tmp_path / "guide", progress=False)
+    other = tiny(env="MountainCarContinuous-v0", guide=str(guide), steps=400, **STATEFUL)
+    with pytest.raises(ConfigError, match="was trained on Pendulum-v1, not MountainCarContinuous"):
+        train(other, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    scaled = tiny(guide_steps=400, start_steps=300, obs_scale=[1.0, 1.0, 0.25], **STATEFUL)
+    assert guide_config(scaled).obs_scale == []  # the SNN's scale, not the guide's
+
+
 def test_integral_floats_become_ints_and_ints_become_floats():
     assert parse_set(["steps=1e6", "gamma=1", "hidden=[64.0, 32]"]) == {
         "steps": 1_000_000, "gamma": 1.0, "hidden": [64, 32]}  # fmt: skip

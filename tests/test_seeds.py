@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy.errors import ConfigError
+from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.snn import actor_from_payload
 from neurodeploy.train import seeds as seeds_module
 from neurodeploy.train.config import TrainConfig, read_config
@@ -142,6 +142,23 @@ def test_a_gpu_run_resumes_and_exports_on_the_cpu(tmp_path):
     actor = actor_from_payload(torch.load(runs[0] / "policy.pt", weights_only=True))
     assert actor(torch.zeros(1, 3)).shape == (1, 1)
     assert np.isfinite([float(r["eval_return_mean"]) for r in rows(runs[0])]).all()
+
+
+def test_a_bias_held_at_zero_stays_zero_with_stacked_seeds(tmp_path):
+    cfg = small_config(neuron="clif", bias=False, steps=150)  # clif: Lava needs no bias
+    (run,) = train_seeds(cfg, [0], tmp_path / "run", progress=False, device="cpu")
+    biases = [v for k, v in weights(run).items() if k.endswith("linear.bias")]
+    assert len(biases) == 3 and all(float(b.abs().max()) == 0.0 for b in biases)
+
+
+def test_resume_without_a_group_checkpoint_keeps_the_results(tmp_path):
+    cfg = small_config(steps=140)  # evaluations at 50 and 100, one checkpoint at 140
+    train_seeds(cfg, [0], tmp_path / "run", progress=False, device="cpu")
+    (tmp_path / "run" / "checkpoint" / "state.pt").unlink()
+    kept = (tmp_path / "run" / "seed0" / "metrics.csv").read_bytes()
+    with pytest.raises(CheckpointError, match="has seed0/metrics.csv"):
+        train_seeds(replace(cfg, steps=200), [0], tmp_path / "run", resume=True, progress=False)
+    assert (tmp_path / "run" / "seed0" / "metrics.csv").read_bytes() == kept
 
 
 def test_resume_refusals_name_the_problem(tmp_path):

@@ -117,7 +117,7 @@ OPTIONS: dict[str, Option] = {
     "bc_decay": Option("lambda_BC factor per guide round", 0.0, 1.0),
     "curriculum": Option("call env.set_curriculum(step / steps) when the env has one"),
     "eval_every": Option("environment steps between evaluations", 1, BIG),
-    "eval_episodes": Option("episodes per evaluation", 0, 10_000),
+    "eval_episodes": Option("episodes per evaluation", 1, 10_000),
     "checkpoint_every": Option("steps between checkpoints (at the next episode end)", 1, BIG),
 }
 
@@ -282,6 +282,8 @@ class TrainConfig:
         for f in fields(self):  # every option is typed, finite and in range (OPTIONS)
             setattr(self, f.name, check_option(f.name, getattr(self, f.name)))
         hidden, lr, k = PROXY_DEFAULTS[self.neuron]
+        if self.neuron == "clif" and self.env.startswith("InvertedDoublePendulum"):
+            hidden = [512, 512]  # Table 5's one exception
         self.proxy_hidden = list(self.proxy_hidden) or hidden
         self.proxy_lr = self.proxy_lr or lr
         self.proxy_steps = self.proxy_steps or k
@@ -344,8 +346,35 @@ class TrainConfig:
                 "algo 'bc' clones a guide: set guide (a run directory) or guide_steps",
             ),
             (
-                not (self.guide or self.guide_steps) or self.sequence_length > 0,
-                "guided training is for stateful actors: set mode='stateful' and sequence_length",
+                not self.guided
+                or (self.sequence_length > 0 and self.mode == "stateful" and self.neuron != "ann"),
+                "guided training is for stateful spiking actors: set mode='stateful' and "
+                "sequence_length",
+            ),
+            (
+                not self.guide_steps or self.guide_steps > self.start_steps,
+                f"guide_steps ({self.guide_steps}) <= start_steps ({self.start_steps}): the "
+                "guide would only act randomly and never learn; raise guide_steps",
+            ),
+            (
+                self.bc_weight == 0 or self.guided,
+                "bc_weight pulls the actor towards a guide's actions: set guide or guide_steps, "
+                "or bc_weight = 0",
+            ),
+            (
+                self.q_alpha == 0 or self.sequence_length > 0,
+                "q_alpha scales sequence training's Q term; flat TD3 has none: set q_alpha = 0",
+            ),
+            (
+                self.neuron != "ann" or self.sequence_length == 0,
+                "an ANN actor is feed-forward; sequence_length is for stateful spiking actors: "
+                "set sequence_length = 0",
+            ),
+            (
+                self.neuron not in ("loihi", "dn") or (self.decay, self.reset) == (0.75, "hard"),
+                f"neuron {self.neuron!r} has its own fixed dynamics (loihi: decay 0.75, i.e. "
+                "dv = 1024, and a hard reset; dn: its own constants): leave decay = 0.75 and "
+                "reset = 'hard'",
             ),
             (
                 all(math.isfinite(x) and x > 0 for x in self.guide_obs_scale),

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from neurodeploy.envs.privileged import ActionHistory
-from neurodeploy.errors import CheckpointError
+from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.snn import actor_from_payload
 from neurodeploy.train.checkpoint import BEST_POLICY, safe_torch_load
 from neurodeploy.train.config import TrainConfig, read_config
@@ -33,9 +33,12 @@ class Guide:
         self.history = ActionHistory(actor.config.act_dim, history, scale)
 
     @classmethod
-    def load(cls, run_dir: Path) -> Guide:
+    def load(cls, run_dir: Path, env_id: str | None = None) -> Guide:
+        """The guide trained in ``run_dir``; ``env_id``: the env it must have trained on."""
         run_dir = Path(run_dir)
         cfg = read_config(run_dir / "config.toml")
+        if env_id is not None and cfg.env != env_id:
+            raise ConfigError(f"guide {run_dir} was trained on {cfg.env}, not {env_id}")
         if cfg.observation != "privileged":
             raise CheckpointError(
                 f"guide {run_dir}: trained on observation={cfg.observation!r}; a guide needs "
@@ -93,4 +96,5 @@ def guide_config(cfg: TrainConfig) -> TrainConfig:
         update_every=1,
         slope_schedule="fixed",
         slope_params={},
+        obs_scale=[],  # the SNN's observation scale; the guide sees the privileged one
     )

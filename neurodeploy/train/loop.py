@@ -227,18 +227,20 @@ def set_curriculum(env, cfg: TrainConfig, progress: float) -> None:
         env.unwrapped.set_curriculum(min(1.0, progress))
 
 
-def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool) -> Guide | None:
-    """The guide of a guided run: loaded from ``cfg.guide``, or trained first in run_dir/guide."""
+def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool,
+                        device: str | torch.device = "auto") -> Guide | None:  # fmt: skip
+    """The guide of a guided run: loaded from ``cfg.guide``, or trained first in run_dir/guide
+    (on the run's ``device``)."""
     if not cfg.guided:
         return None
     if cfg.guide:
-        return Guide.load(Path(cfg.guide))
+        return Guide.load(Path(cfg.guide), cfg.env)
     guide_dir = run_dir / "guide"
     resume = (guide_dir / "config.toml").exists()
     if resume:
         discard_partial_results(guide_dir)  # killed before its first checkpoint: start over
-    train(guide_config(cfg), guide_dir, resume, progress)
-    return Guide.load(guide_dir)
+    train(guide_config(cfg), guide_dir, resume, progress, device)
+    return Guide.load(guide_dir, cfg.env)
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True,
@@ -258,7 +260,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             remove_stale_tmp(folder)  # left by a write that a kill interrupted
         if ckpt_path is None:
             save_config(cfg, run_dir / "config.toml")
-        guide = load_or_train_guide(cfg, run_dir, progress)
+        guide = load_or_train_guide(cfg, run_dir, progress, device)
 
         agent = Agent.build(cfg, env, device)
         rng = np.random.default_rng(cfg.seed)

@@ -41,6 +41,7 @@ from neurodeploy.train.buffer import Batch, ReplayBuffer
 from neurodeploy.train.checkpoint import (
     load_checkpoint,
     remove_stale_tmp,
+    results_without_checkpoint,
     save_checkpoint,
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
@@ -245,9 +246,16 @@ def _prepare(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool) -> Pat
             raise ConfigError(
                 f"--resume: {out} is not a run of seeds {seeds} (no seed<k>/config.toml)"
             )
-        for config in configs:  # killed before the first checkpoint: start over
-            for name in ("metrics.csv", "policy.pt", "best.pt", "curves.png", "config.toml"):
-                (config.parent / name).unlink(missing_ok=True)
+        results = [
+            f"{c.parent.name}/{r}" for c in configs for r in results_without_checkpoint(c.parent)
+        ]
+        if results:  # as a solo run: never start over on top of results
+            raise CheckpointError(
+                f"--resume: {out} has {', '.join(results)} of seeds {seeds} but no group "
+                f"checkpoint ({CHECKPOINT}) to continue from; train into a new --out"
+            )
+        for config in configs:  # killed before the first checkpoint and evaluation: start over
+            config.unlink(missing_ok=True)
         return None
     for seed, config_path in zip(seeds, configs, strict=True):
         if not config_path.exists():

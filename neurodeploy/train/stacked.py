@@ -40,8 +40,12 @@ class Stacked(nn.Module):
         params, _ = stack_module_state(modules)
         template = copy.deepcopy(modules[0]).requires_grad_(False)
         object.__setattr__(self, "template", template)  # not a submodule: see above
-        self.stack = nn.ParameterDict(
-            {_key(k): nn.Parameter(v.detach()) for k, v in params.items()}
+        frozen = {k for k, p in modules[0].named_parameters() if not p.requires_grad}
+        self.stack = nn.ParameterDict(  # a parameter a solo run holds fixed stays fixed
+            {
+                _key(k): nn.Parameter(v.detach(), requires_grad=k not in frozen)
+                for k, v in params.items()
+            }
         )
         self.size = len(modules)
 
