@@ -177,6 +177,15 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [r.split(",")[0] for r in (killed_dir / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == ["500", "1000", "1500"]
+    # every logged value too (the mean losses since the last row span the kill): all but
+    # the speed column
+    import csv
+
+    def logged(run):
+        with (run / "metrics.csv").open() as f:
+            return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in csv.DictReader(f)]
+
+    assert logged(killed_dir) == logged(tmp_path / "full")
 
 
 def test_unknown_env_is_one_clear_line(tmp_path):

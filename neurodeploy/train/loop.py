@@ -266,8 +266,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         rng = np.random.default_rng(cfg.seed)
         state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
                  "best_eval": -math.inf}  # fmt: skip
+        losses: dict[str, list] = {}  # the updates' losses since the last metrics row
         if ckpt_path is not None:
-            state = _restore(ckpt_path, agent, rng, env, device)
+            state, losses = _restore(ckpt_path, agent, rng, env, device)
             save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
     except Exception:
         if created:
@@ -288,7 +289,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     stateful = cfg.mode == "stateful" and cfg.neuron != "ann"
     episode_return, episode_step, last_ckpt = 0.0, 0, state["step"]
     share = _guide_share(cfg, state["step"])
-    losses: dict[str, list[float]] = {}
     tick, tick_step = time.perf_counter(), state["step"]
     bar = _progress(progress)
     # no terminal (nohup, CI): a plain line every 30 s; the random-action phase has no guide
@@ -350,7 +350,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 state["episodes"] += 1
                 state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-                    _checkpoint(run_dir, agent, rng, env, state, device)
+                    _checkpoint(run_dir, agent, rng, env, state, losses, device)
                     last_ckpt = step
                 set_curriculum(env, cfg, step / cfg.steps)
                 share = _guide_share(cfg, step)
@@ -373,7 +373,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         agent.buffer.end_episode()
         if hasattr(agent.td3, "bc_weight"):  # as at an episode end: the next one's lambda_BC
             agent.td3.bc_weight = bc_weight(cfg, state["step"])
-        _checkpoint(run_dir, agent, rng, env, state, device)
+        _checkpoint(run_dir, agent, rng, env, state, losses, device)
     metrics.close()
     env.close()
     eval_env.close()
@@ -451,9 +451,10 @@ def _apply_slope(agent: Agent) -> None:
         agent.actor.set_slope(agent.schedule.value)
 
 
-def _checkpoint(run_dir, agent, rng, env, state, device) -> None:
+def _checkpoint(run_dir, agent, rng, env, state, losses, device) -> None:
     save_checkpoint(
         {
+            "losses": {k: list(v) for k, v in losses.items()},
             "td3": agent.td3.state_dict(),
             "buffer": agent.buffer.state_dict(),
             "schedule": agent.schedule.state_dict(),
@@ -466,7 +467,9 @@ def _checkpoint(run_dir, agent, rng, env, state, device) -> None:
     )
 
 
-def _restore(path: Path, agent: Agent, rng, env, device) -> dict:
+def _restore(path: Path, agent: Agent, rng, env, device) -> tuple[dict, dict]:
+    """Load the checkpoint into the run; returns its counters and the losses logged since
+    the last metrics row (none from a checkpoint written before they were kept)."""
     ckpt = load_checkpoint(path)
     try:
         agent.td3.load_state_dict(ckpt["td3"])
@@ -476,7 +479,7 @@ def _restore(path: Path, agent: Agent, rng, env, device) -> dict:
         set_rng_states(ckpt, device)
         env.unwrapped.np_random.bit_generator.state = ckpt["env_rng"]
         _apply_slope(agent)
-        return dict(ckpt["counters"])
+        return dict(ckpt["counters"]), {k: list(v) for k, v in ckpt.get("losses", {}).items()}
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this run ({exc})") from None
 
