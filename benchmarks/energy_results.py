@@ -57,10 +57,12 @@ def acceptance(report: dict) -> str:
             ratio is not None and ratio["mean"] <= 0.5,
             gap is not None and gap <= 0.05,
         ]
+        ratio_text = "n/a" if ratio is None else f"{ratio['mean']:.3f}x"
+        gap_text = "n/a" if gap is None else f"{100 * gap:.1f} %"
         lines.append(
             f"| {g['label']} | {len(g['seeds'])} | {ret:.1f} {'yes' if ok[0] else 'no'} | "
-            f"{ratio['mean']:.3f}x {'yes' if ok[1] else 'no'} | "
-            f"{100 * gap:.1f} % {'yes' if ok[2] else 'no'} | {'yes' if all(ok) else 'no'} |"
+            f"{ratio_text} {'yes' if ok[1] else 'no'} | "
+            f"{gap_text} {'yes' if ok[2] else 'no'} | {'yes' if all(ok) else 'no'} |"
         )
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ reference implementation (Proxy Target authors' code, 8d1635f) runs through
     python benchmarks/training_results.py sweep hopper          # runs (resumes) the sweep
     python benchmarks/training_results.py reference hopper --seed 0 --reference /tmp/ref
     python benchmarks/training_results.py publish hopper        # finished trials -> results/
+    python benchmarks/training_results.py render hopper         # docs section from results/
 
 ``publish`` copies the compact artefacts of every finished trial (``config.toml``,
 ``metrics.csv``, ``trial.json`` and the final ``policy.pt``) into ``results/<env>/``,
@@ -29,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
-from neurodeploy.sweep.report import markdown, write_report  # noqa: E402
+from neurodeploy.sweep.report import markdown, over_shared_seeds, write_report  # noqa: E402
 from neurodeploy.sweep.spec import MANIFEST, read_manifest, read_trial  # noqa: E402
 from neurodeploy.train.checkpoint import atomic_write_bytes  # noqa: E402
 
@@ -54,6 +55,7 @@ PAPER_TABLE1 = {
 NAMES = {"algo=pt-td3,neuron=lif": "PT-LIF", "algo=td3,neuron=lif": "vanilla LIF",
          "algo=td3,neuron=ann": "ANN TD3"}  # fmt: skip
 KEEP = ("config.toml", "metrics.csv", "trial.json", "policy.pt")
+TIE = 0.01  # max returns closer than this (relative) are not ordered
 
 
 def sweep_command(env: str, out: Path, lanes: int = 1, device: str = "auto") -> list[str]:
@@ -123,11 +125,12 @@ def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = 
 
 
 def table1(env: str, report: dict) -> str:
-    """Our ordering of the three methods by max average return beside the paper's Table 1."""
+    """Our ordering of the three methods by max average return beside the paper's Table 1,
+    ordered on the seeds all three finished."""
     paper = PAPER_TABLE1.get(env)
     if paper is None:
         return ""
-    ours = {g["label"]: g["max_avg_return"] for g in report["groups"] if g["label"] in paper}
+    groups = {g["label"]: g for g in report["groups"] if g["label"] in paper}
     lines = [
         "\n\nAgainst Xu et al., Proxy Target, NeurIPS 2025, Table 1 (max average return, 5 "
         "seeds at 1M steps; here fewer seeds and a shorter budget):",
@@ -136,42 +139,71 @@ def table1(env: str, report: dict) -> str:
         "|---|---|---|",
     ]
     for label, cell in paper.items():
-        s = ours.get(label)
+        s = (groups.get(label) or {}).get("max_avg_return")
         mine = f"{s['mean']:.1f} ± {s['std']:.1f} (n = {s['n']})" if s else "not finished"
         lines.append(f"| {NAMES[label]} | {mine} | {cell} |")
-    if all(ours.get(label) for label in paper):
+    done = [groups[k] for k in paper if groups.get(k) and groups[k]["max_avg_return"]]
+    shared = over_shared_seeds(done, "max_avg_return") if len(done) == len(paper) else None
+    if shared is None:
+        return "\n".join(lines)
+    means, seeds = shared
+    ours = dict(zip(paper, means, strict=True))
 
-        def order(values: dict) -> str:
-            return " > ".join(NAMES[k] for k in sorted(values, key=values.get, reverse=True))
+    def order(values: dict) -> str:
+        return " > ".join(NAMES[k] for k in sorted(values, key=values.get, reverse=True))
 
-        here = order({k: v["mean"] for k, v in ours.items()})
-        there = order({k: float(v.split(" ")[0]) for k, v in paper.items()})
-        verdict = "the same as" if here == there else "not the same as"
-        lines += ["", f"Ordering here: {here}; paper: {there} ({verdict} the paper's)."]
+    here = order(ours)
+    there = order({k: float(v.split(" ")[0]) for k, v in paper.items()})
+    spread = (max(means) - min(means)) / max(abs(m) for m in means)
+    verdict = "the same as" if here == there else "not the same as"
+    on = f"seeds {', '.join(map(str, seeds))}, the ones all three finished"
+    lines += ["", f"Ordering here ({on}): {here}; paper: {there} ({verdict} the paper's)."]
+    if spread < TIE:
+        lines[-1] += (
+            f" The three are within {100 * spread:.2f} % of each other (under {100 * TIE:g} "
+            "%): this ordering is not claimed."
+        )
     return "\n".join(lines)
 
 
 def reference_check(report: dict) -> str:
     """Issue 15's criterion: PT-LIF's max average return within 15 % of the reference's, on
-    the seeds both have (the reference runs fewer seeds)."""
+    the seeds both have (the reference runs fewer seeds); the final return beside it."""
     groups = {g["label"]: g for g in report["groups"]}
     ref = next((g for label, g in groups.items() if label.startswith("implementation=")), None)
     ours = groups.get("algo=pt-td3,neuron=lif")
     if not ref or not ref["max_avg_return"] or not ours or not ours["max_avg_return"]:
         return ""
-    theirs = dict(zip(ref["seeds"], ref["max_avg_return"]["values"], strict=True))
-    mine = dict(zip(ours["seeds"], ours["max_avg_return"]["values"], strict=True))
-    both = sorted(set(theirs) & set(mine))
+    (a, b), both = over_shared_seeds([ours, ref], "max_avg_return") or ((0, 0), [])
     if not both:
         return ""
-    a = sum(mine[k] for k in both) / len(both)
-    b = sum(theirs[k] for k in both) / len(both)
+    (fa, fb), _ = over_shared_seeds([ours, ref], "final_return")
     verdict = "within" if abs(a - b) <= 0.15 * abs(b) else "not within"
     seeds = ", ".join(str(k) for k in both)
     return (
         f"\n\nAgainst the reference implementation, seeds {seeds}: PT-LIF max average return "
-        f"{a:.1f}, reference {b:.1f}, ratio {a / b:.3f}: {verdict} 15 % (issue 15's criterion)."
+        f"{a:.1f}, reference {b:.1f}, ratio {a / b:.3f}: {verdict} 15 % (issue 15's "
+        f"criterion). Final return (mean of the last 3 evaluations) on the same seeds: "
+        f"PT-LIF {fa:.1f}, reference {fb:.1f}, ratio {fa / fb:.3f}."
     )
+
+
+def render(env: str, report: dict) -> None:
+    """Write the docs/results.md section of ``env`` from its published report alone."""
+    text = markdown(report).replace("](curves.png)", f"](../results/{env}/curves.png)")
+    body = text.split("\n", 2)[2]  # without the report's own title
+    recipe, steps, seeds, extra = BUDGETS[env]
+    sets = "".join(f" --set {x}" for x in extra)
+    has_reference = any(g["label"].startswith("implementation=") for g in report["groups"])
+    reference = "; reference: `benchmarks/reference_run.py` at the same budget" * has_reference
+    body = (
+        f"Sweep: `neurodeploy sweep {recipe} --seeds {seeds} --grid {METHODS} --steps {steps}"
+        f"{sets}`{reference}. Rebuild the table with `neurodeploy report results/{env}` and "
+        f"this section with `python benchmarks/training_results.py render {env}`.\n\n{body}"
+    )
+    body += reference_check(report) + table1(env, report)
+    print(body)
+    write_section(f"training_{env}", f"Training results: {env} (issue 15)", body)
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -183,7 +215,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("sweep", "reference", "publish"))
+    parser.add_argument("action", choices=("sweep", "reference", "publish", "render"))
     parser.add_argument("env", choices=sorted(BUDGETS))
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
@@ -205,19 +237,11 @@ def main() -> None:
         print(" ".join(command), flush=True)
         sys.exit(subprocess.run(command, env=env).returncode)
     os.chdir(ROOT)  # the report names its folder relative to the repository
-    report = publish(args.env, args.runs.resolve(), args.results.resolve())
-    text = markdown(report).replace("](curves.png)", f"](../results/{args.env}/curves.png)")
-    body = text.split("\n", 2)[2]  # without the report's own title
-    recipe, steps, seeds, extra = BUDGETS[args.env]
-    sets = "".join(f" --set {x}" for x in extra)
-    body = (
-        f"Sweep: `neurodeploy sweep {recipe} --seeds {seeds} --grid {METHODS} --steps {steps}"
-        f"{sets}`; reference: `benchmarks/reference_run.py` at the same budget. Rebuild with "
-        f"`neurodeploy report results/{args.env}`.\n\n{body}"
-    )
-    body += reference_check(report) + table1(args.env, report)
-    print(body)
-    write_section(f"training_{args.env}", f"Training results: {args.env} (issue 15)", body)
+    if args.action == "publish":
+        report = publish(args.env, args.runs.resolve(), args.results.resolve())
+    else:  # render: from results/<env> alone, no runs/ needed
+        report = json.loads((args.results / args.env / "report.json").read_text())
+    render(args.env, report)
 
 
 if __name__ == "__main__":

@@ -311,7 +311,8 @@ def report(
     from neurodeploy.sweep.report import markdown, stored_baselines, write_report
 
     if baseline is None:  # a rebuild keeps the report's APG tables
-        baseline = stored_baselines(out or sweep_dir)
+        baseline = stored_baselines(out) if out else None
+        baseline = baseline or stored_baselines(sweep_dir)  # a new --out: the sweep's own
     profiles = [p.strip() for p in hardware.split(",") if p.strip()]
     result = write_report(
         sweep_dir, baseline, out, profiles, energy_episodes, progress=sys.stderr.isatty()

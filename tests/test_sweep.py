@@ -153,12 +153,28 @@ def test_apg_of_pt_lif_against_ann_is_the_papers():
     with pytest.raises(ValueError):
         apg({"Hopper-v4": 3.0}, {"Ant-v4": 2.0})
     # negative returns (Pendulum): no APG and no ratio, whose order would be reversed
-    rows = [
-        {"point": {"neuron": n}, "max_avg_return": {"mean": m}}
-        for n, m in (("lif", -150.0), ("ann", -300.0))
-    ]
+    def row(neuron, returns):  # one group of a report: its seeds' max average returns
+        values = list(returns.values())
+        stats = {"mean": sum(values) / len(values), "values": values}
+        return {"point": {"neuron": neuron}, "seeds": list(returns), "max_avg_return": stats}
+
+    rows = [row("lif", {0: -150.0}), row("ann", {0: -300.0})]
     (method,) = apg_table(rows, {"neuron": "ann"})["methods"]
     assert method["apg"] is None and method["ratios"] == {"(all)": None}
+    # an extra seed on one side is not compared with the other's fewer: seed 0 only
+    rows = [row("lif", {0: 400.0, 1: 100.0}), row("ann", {0: 200.0})]
+    (method,) = apg_table(rows, {"neuron": "ann"})["methods"]
+    assert method["apg"] == pytest.approx(1.0) and method["seeds"] == {"(all)": [0]}
+
+
+def test_an_option_a_config_does_not_name_counts_at_its_default():
+    from neurodeploy.sweep.report import mixed_settings
+
+    default = TrainConfig().to_dict()
+    older = {k: v for k, v in default.items() if k != "sop_budget"}  # written before it existed
+    assert mixed_settings([default, older]) == []
+    assert mixed_settings([{**default, "sop_budget": 5000.0}, older]) == ["sop_budget"]
+    assert mixed_settings([{**default, "proxy": 1}, default]) == []  # not a training option
 
 
 def fake_run(run_dir: Path, cfg: TrainConfig, best: float) -> None:

@@ -34,7 +34,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from neurodeploy.sweep.spec import (
     toml_value,
 )
 from neurodeploy.train.checkpoint import atomic_write_bytes, write_together
+from neurodeploy.train.config import TrainConfig
 
 REPORT_FORMAT = "neurodeploy-sweep-report/2"
 FINAL_EVALUATIONS = 3  # the final return averages this many last evaluations
@@ -239,12 +240,28 @@ def build_report(
 
 def mixed_settings(configs: list[dict]) -> list[str]:
     """The options in which one group's seeds were trained differently (seed and steps
-    aside), e.g. seeds started after the recipe changed. An option only some configs name
-    (added to neurodeploy since) is not compared."""
-    keys = set.intersection(*(set(c) for c in configs)) if configs else set()
-    return sorted(
-        k for k in keys - {"seed", "steps"} if any(c[k] != configs[0][k] for c in configs)
-    )
+    aside), e.g. seeds started after the recipe changed. A training option some configs
+    do not name (added to neurodeploy since) counts at its default there; other keys only
+    some configs name are not compared."""
+    defaults = option_defaults()
+    keys = set().union(*configs) if configs else set()
+    mixed = []
+    for k in sorted(keys - {"seed", "steps"}):
+        if not all(k in c for c in configs) and k not in defaults:
+            continue
+        values = [c.get(k, defaults.get(k)) for c in configs]
+        if any(v != values[0] for v in values):
+            mixed.append(k)
+    return mixed
+
+
+def option_defaults() -> dict[str, Any]:
+    """Every training option's default value (as config.toml writes it)."""
+    return {
+        f.name: f.default_factory() if f.default is MISSING else f.default
+        for f in fields(TrainConfig)
+        if f.default is not MISSING or f.default_factory is not MISSING
+    }
 
 
 def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
@@ -254,11 +271,10 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
         return point_label({k: v for k, v in point.items() if k not in base}) or "(all)"
 
     baseline = {
-        context(r["point"]): r["max_avg_return"]["mean"]
-        for r in rows
-        if _matches(r["point"], base) and r["max_avg_return"]
+        context(r["point"]): r for r in rows if _matches(r["point"], base) and r["max_avg_return"]
     }
     methods: dict[str, dict] = {}
+    shared: dict[str, dict] = {}
     for r in rows:
         outside = not set(base) <= set(r["point"])  # e.g. the reference implementation
         if _matches(r["point"], base) or not r["max_avg_return"] or outside:
@@ -266,10 +282,14 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
         name = point_label({k: r["point"][k] for k in base})
         ctx = context(r["point"])
         if ctx in baseline:
-            methods.setdefault(name, {})[ctx] = r["max_avg_return"]["mean"]
+            pair = over_shared_seeds([r, baseline[ctx]], "max_avg_return")
+            if pair is not None:
+                (mine, theirs), seeds = pair
+                methods.setdefault(name, {})[ctx] = mine
+                shared.setdefault(name, {})[ctx] = (theirs, seeds)
     out = []
     for name, by_ctx in methods.items():
-        matched = {c: baseline[c] for c in by_ctx}
+        matched = {c: shared[name][c][0] for c in by_ctx}
         try:
             value, note = apg(by_ctx, matched), None
         except ValueError as exc:
@@ -284,10 +304,22 @@ def apg_table(rows: list[dict], base: dict[str, Any]) -> dict:
                     c: by_ctx[c] / matched[c] if by_ctx[c] > 0 and matched[c] > 0 else None
                     for c in by_ctx
                 },
+                "seeds": {c: shared[name][c][1] for c in by_ctx},
                 "note": note,
             }
         )
     return {"baseline": point_label(base), "metric": "max_avg_return", "methods": out}
+
+
+def over_shared_seeds(rows: list[dict], metric: str) -> tuple[list[float], list[int]] | None:
+    """Each group's mean of ``metric`` over the seeds every one of them finished, and those
+    seeds (None when they share none): groups compared on the same seeds, not one group's
+    extra seed against another's fewer."""
+    per_seed = [dict(zip(r["seeds"], r[metric]["values"], strict=True)) for r in rows]
+    seeds = sorted(set.intersection(*(set(p) for p in per_seed)))
+    if not seeds:
+        return None
+    return [float(np.mean([p[k] for k in seeds])) for p in per_seed], seeds
 
 
 def _grid_value(key: str, value: Any) -> str:
@@ -347,19 +379,23 @@ def markdown(report: dict) -> str:
             "",
             f"## APG against {a['baseline']}",
             "",
-            "APG = mean over matched groups e of (method_e / baseline_e) - 1, on the group "
-            "means of the max average return (Proxy Target paper).",
+            "APG = mean over matched groups e of (method_e / baseline_e) - 1, on the "
+            "means of the max average return (Proxy Target paper) over the seeds both "
+            "groups finished.",
             "",
-            "| method | APG | method / baseline per group |",
-            "|---|---|---|",
+            "| method | APG | method / baseline per group | seeds |",
+            "|---|---|---|---|",
         ]
         for m in a["methods"]:
             value = f"n/a: {m['note']}" if m["apg"] is None else f"{m['apg_percent']:+.2f} %"
             known = {c: v for c, v in m["ratios"].items() if v is not None}
             ratios = ", ".join(f"{c}: {v:.3f}" for c, v in known.items()) or "-"
-            lines.append(f"| {m['method']} | {value} | {ratios} |")
+            seeds = sorted({k for c in m.get("seeds", {}).values() for k in c})
+            lines.append(
+                f"| {m['method']} | {value} | {ratios} | {', '.join(map(str, seeds)) or '-'} |"
+            )
         if not a["methods"]:
-            lines.append("| - | no finished group to compare with this baseline yet | - |")
+            lines.append("| - | no finished group to compare with this baseline yet | - | - |")
     if report.get("pareto"):
         lines += ["", *pareto_markdown(report["pareto"])]
     lines += [
