@@ -68,13 +68,17 @@ def sweep_command(env: str, out: Path, lanes: int = 1, device: str = "auto") -> 
     return command
 
 
-def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[str]:
-    recipe, steps, _, extra = BUDGETS[env]
+def budget_config(env: str, seed: int = 0):
+    """The TrainConfig the sweep of ``env`` trains (its recipe, budget and --set values)."""
     from neurodeploy.train.config import resolve
 
-    values = dict(item.split("=") for item in extra)
-    values = {k: int(v) for k, v in values.items()}
-    cfg, _ = resolve(recipe, {"steps": steps, "seed": seed, **values})
+    recipe, steps, _, extra = BUDGETS[env]
+    values = {k: int(v) for k, v in (item.split("=") for item in extra)}
+    return resolve(recipe, {"steps": steps, "seed": seed, **values})[0]
+
+
+def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[str]:
+    steps, cfg = BUDGETS[env][1], budget_config(env, seed)
     return [sys.executable, str(ROOT / "benchmarks" / "reference_run.py"),
             "--reference", str(reference), "--env", cfg.env, "--seed", str(seed),
             "--steps", str(steps), "--start-steps", str(cfg.start_steps),
@@ -94,10 +98,25 @@ def publish(env: str, runs: Path, results: Path) -> dict:
         if record.get("steps") != budget:
             sys.exit(f"error: {run} was trained for {record.get('steps')} steps, the sweep for "
                      f"{budget}: the 15 % criterion needs the same budget")  # fmt: skip
+        check_reference_settings(env, run)
         seed, name = int(run.name[4:]), f"reference/{run.name}"
         extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
     dest = publish_sweep(sweep_dir, results / env, extra)
     return write_report(Path(os.path.relpath(dest)), BASELINES)
+
+
+def check_reference_settings(env: str, run: Path) -> None:
+    """The reference run must share the sweep's env, budget and evaluation protocol."""
+    import tomllib
+
+    cfg = budget_config(env)
+    theirs = tomllib.loads((run / "config.toml").read_text())
+    for key in ("env", "steps", "start_steps", "eval_every", "eval_episodes"):
+        if theirs.get(key) != getattr(cfg, key):
+            sys.exit(
+                f"error: {run} has {key} = {theirs.get(key)!r}, the sweep "
+                f"{getattr(cfg, key)!r}: the 15 % criterion needs the same protocol"
+            )
 
 
 def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = ()) -> Path:
