@@ -105,6 +105,8 @@ def test_leaving_the_ball_terminates():
 
 def test_curriculum_and_reward():
     env = placed()
+    assert env.coefficients["C_p"] == 3.5  # a new env scores the final reward
+    env.set_curriculum(0.0)
     start = env.coefficients
     env.set_curriculum(1.0)
     assert (start["C_p"], env.coefficients["C_p"]) == (1.0, 3.5)

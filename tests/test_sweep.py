@@ -152,6 +152,7 @@ def test_apg_of_pt_lif_against_ann_is_the_papers():
         apg({"Hopper-v4": -3.0}, {"Hopper-v4": -2.0})
     with pytest.raises(ValueError):
         apg({"Hopper-v4": 3.0}, {"Ant-v4": 2.0})
+
     # negative returns (Pendulum): no APG and no ratio, whose order would be reversed
     def row(neuron, returns):  # one group of a report: its seeds' max average returns
         values = list(returns.values())

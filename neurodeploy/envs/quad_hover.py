@@ -42,7 +42,9 @@ Reward (Van den Berghe et al., NeurIPS 2025):
 ``C_s - C_p |p|^2 - C_v |v|^2 - C_q (1 - R_zz) - C_a |(a+1)/2 - C_ab|^2``
 with C_s = 1, C_q = 0.25 (attitude error 1 - cos(tilt)), C_ab = 0.667 and a curriculum
 (``set_curriculum(progress)``, progress in [0, 1]) raising C_p 1.0 -> 3.5, C_v 0.01 -> 0.10
-and C_a 0.14 -> 0.5 linearly.
+and C_a 0.14 -> 0.5 linearly. A new env is at progress 1, the final reward: what training
+evaluates on and what ``neurodeploy run`` and ``bench-energy`` score; training with
+``curriculum = true`` (the default) starts it at 0 and raises it with ``step / steps``.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class QuadHoverEnv(gym.Env):
 
     def __init__(
         self,
-        curriculum: float = 0.0,
+        curriculum: float = 1.0,  # the final reward; training's curriculum starts it at 0
         obs_noise: float = 0.0,
         action_delay: int = 0,
         init_position: float = 0.2,

@@ -115,7 +115,10 @@ OPTIONS: dict[str, Option] = {
     "q_alpha": Option("lambda_Q = q_alpha / mean|Q| (0: plain -Q)", 0.0, 1e6),
     "bc_weight": Option("lambda_BC at the start", 0.0, 1e6),
     "bc_decay": Option("lambda_BC factor per guide round", 0.0, 1.0),
-    "curriculum": Option("call env.set_curriculum(step / steps) when the env has one"),
+    "curriculum": Option(
+        "call env.set_curriculum(step / steps) when the env has one (false: the final reward "
+        "from the start)"
+    ),
     "eval_every": Option("environment steps between evaluations", 1, BIG),
     "eval_episodes": Option("episodes per evaluation", 1, 10_000),
     "checkpoint_every": Option("steps between checkpoints (at the next episode end)", 1, BIG),
