@@ -30,10 +30,10 @@ def train(
         str | None, typer.Argument(help="recipe name in train/ or a TOML path")
     ] = None,
     env: Annotated[str | None, typer.Option(help="gymnasium environment id")] = None,
-    algo: Annotated[str | None, typer.Option(help="pt-td3 | td3")] = None,
+    algo: Annotated[str | None, typer.Option(help="pt-td3 | td3 | bc")] = None,
     neuron: Annotated[str | None, typer.Option(help="lif | clif | dn | loihi | ann")] = None,
     steps: Annotated[int | None, typer.Option(help="environment steps in total")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(help="the run's seed (default 0)")] = None,
     seeds: Annotated[
         str | None,
         typer.Option(help="train several seeds in one process, vectorised: 0-4 or 0,2,7"),
@@ -158,8 +158,8 @@ def run(
     backend: Annotated[
         str, typer.Option(help="torch | lava | loihi2-sim | emulator | onnx")
     ] = "torch",
-    episodes: Annotated[int, typer.Option()] = 5,
-    seed: Annotated[int, typer.Option()] = 0,
+    episodes: Annotated[int, typer.Option(help="episodes to run")] = 5,
+    seed: Annotated[int, typer.Option(help="episode i is reset with seed + i")] = 0,
     envs: Annotated[
         int,
         typer.Option(help="environments stepped in lock-step, one policy copy each (seed + i)"),
@@ -211,12 +211,12 @@ def run(
 @cli.command("bench-energy")
 def bench_energy(
     path: Annotated[
-        Path, typer.Argument(help="run directory, policy file, deploy bundle or zoo:NAME")
+        Path, typer.Argument(help="loihi2 bundle, or a run directory with bundle-loihi2")
     ],
     hardware: Annotated[
         str, typer.Option(help="comma-separated profiles from hardware/")
     ] = "loihi,loihi2,paper,cmos45nm",
-    episodes: Annotated[int, typer.Option()] = 3,
+    episodes: Annotated[int, typer.Option(help="episodes (episode i: seed i)")] = 3,
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Count synaptic ops and neuron updates, and estimate energy per hardware profile."""
@@ -225,7 +225,12 @@ def bench_energy(
     from neurodeploy import zoo
     from neurodeploy.hardware.bench import bench_energy as run_bench
 
-    path = zoo.resolve_source(path)
+    if zoo.is_zoo(path):
+        name = str(path)[len(zoo.PREFIX) :]
+        raise ConfigError(
+            f"bench-energy measures the exported core: run `neurodeploy export {path}` first, "
+            f"then `neurodeploy bench-energy {name}-bundle-loihi2`"
+        )
 
     report = run_bench(path, hardware.split(","), episodes)
     if json_out:
@@ -335,7 +340,7 @@ def zoo_list(
     if json_out:
         print(json.dumps({e.name: e.card for e in entries}))
         return
-    table = Table(title="neurodeploy zoo: use as zoo:NAME in export, run, bench-energy")
+    table = Table(title="neurodeploy zoo: use as zoo:NAME in export and run")
     for column in (
         "name",
         "env",

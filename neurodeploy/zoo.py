@@ -7,9 +7,9 @@ loihi2-sim returns over 10 episodes, firing rate, SOPs per action, nJ per infere
 hardware profile, file size) and where it came from (the exact command, recipe, ``--set``
 values and commit). ``benchmarks/zoo.py`` writes entries; ``neurodeploy zoo`` lists them.
 
-``zoo:NAME`` names an entry wherever a run directory or policy file is accepted
-(``export``, ``run``, ``bench-energy``): :func:`resolve_source` turns it into the
-entry's ``policy.pt``.
+``zoo:NAME`` names an entry where a run directory or policy file is accepted
+(``export``, ``run``; ``bench-energy`` takes the exported bundle): :func:`resolve_source`
+turns it into the entry's ``policy.pt``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The privileged observation a guide policy sees: the true state plus recent actions.
 
 An environment may put its noise-free state in ``info["privileged"]`` (QuadHover
-does: state and motor thrusts); otherwise the observation itself is used. The
+does: state and rotor speeds); otherwise the observation itself is used. The
 last ``history`` actions (zeros after a reset, newest first) are appended. An
 optional ``scale`` multiplies the first ``len(scale)`` entries (QuadHover: position
 x10, velocity x3, so that centimetres are visible to the guide and its critic).
