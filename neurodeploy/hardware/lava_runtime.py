@@ -170,11 +170,26 @@ class LavaCore:
             condition=self._run_steps(num_steps=self.P, blocking=False), run_cfg=self._cfg
         )  # compiles and starts on the first call only (the constructor's)
         self._running = True
-        for frame in self._frames:  # the injector's buffer holds all P frames
-            self.injector.send(frame)
-        out = [self.extractor.receive() for _ in range(self.P)]
-        self.injector.wait()
+        sent, out = 0, []
+        try:
+            for frame in self._frames:  # the injector's buffer holds all P frames
+                self.injector.send(frame)
+                sent += 1
+            while len(out) < self.P:
+                out.append(self.extractor.receive())
+            self.injector.wait()
+        except BaseException:  # e.g. Ctrl-C: finish the started steps, or stop() would wait
+            self._finish(sent, len(out))
+            raise
         return (np.asarray(out[self.D : self.D + self.T]) != 0).astype(np.int8)
+
+    def _finish(self, sent: int, received: int) -> None:
+        """Feed the frames and read the outputs the started P steps still wait for."""
+        for frame in self._frames[sent:]:
+            self.injector.send(frame)
+        for _ in range(self.P - received):
+            self.extractor.receive()
+        self.injector.wait()
 
     def reset(self) -> None:
         """Start the next episode from zero state (stateful networks; a no-op otherwise)."""
