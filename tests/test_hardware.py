@@ -145,6 +145,11 @@ def test_bench_energy_writes_all_four_files(pendulum_run, tmp_path):
     assert set(report["simulation_latency"]) == {"torch", "emulator", "loihi2-sim"}
     assert report["ann_macs"] == 3 * 256 + 256 * 256 + 256 * 1
     assert report["ops"]["sops"] > 0
+    # the empty steps after the windows cost SOPs too, and the energy charges them
+    outside = report["ops"]["sops_outside_windows"]
+    assert outside > 0  # an untrained actor: more than in its windows (its biases drive it)
+    paper = report["profiles"]["paper"]
+    assert paper["snn_nj"] == pytest.approx((report["ops"]["sops"] + outside) * 0.077 / 1e3)
 
 
 def test_bench_energy_on_a_hopper_pt_lif_bundle(tmp_path):
@@ -294,6 +299,35 @@ def test_bench_energy_counts_what_the_manifest_schedule_says(pendulum_run, tmp_p
     assert report["ops"]["neuron_updates"] == neurons * 8
     assert lava_steps_per_action(5, 3, stateful=False) == 8
     assert lava_steps_per_action(5, 3, stateful=True) == 5
+
+
+def test_the_empty_steps_after_each_window_are_lavas_spike_for_spike():
+    """The reset schedule's empty steps on Lava fixed_pt (the whole timeline recorded) equal
+    emulator.empty_steps action by action; bench-energy charges their SOPs."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from window_activity import whole_timeline
+
+    from neurodeploy import zoo
+    from neurodeploy.export import emulator, loihi2
+    from neurodeploy.export.bundle import load_policy
+    from neurodeploy.export.nir_graph import actor_layers
+
+    actor, _ = load_policy(zoo.resolve_source("zoo:pendulum-pt-lif"))
+    fixed, _ = loihi2.quantize(actor_layers(actor), False)
+    obs = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (6, 3)), dtype=torch.float32)
+    with torch.no_grad():
+        actor(obs)
+    frames = loihi2.chip_input(actor.spike_trains["encoder"].numpy(), False)
+    T, B, _ = frames.shape
+    trains, P = whole_timeline(fixed, frames)
+    ours = emulator.empty_steps(fixed, frames, P - T)
+    fired = 0
+    for layer, (lava, mine) in enumerate(zip(trains, ours, strict=True)):
+        for k in range(B - 1):  # the last action's empty steps run past the recording
+            start = k * P + layer + 1 + T  # layer l sees the action l + 1 steps late
+            assert np.array_equal(lava[:, start : start + P - T].T, mine[:, k] != 0)
+        fired += int((mine != 0).sum())
+    assert fired > 0  # the check compared spikes, not silence
 
 
 def test_the_ann_side_names_its_platform_and_reads_its_weights():

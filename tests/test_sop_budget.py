@@ -90,7 +90,7 @@ def test_estimate_equals_bench_energy_on_the_same_observations(tmp_path):
         bundle, actor, "emulator", fixed, report["lava_steps_per_action"], 1, 4,
         observe=observe_into(observations),
     )  # fmt: skip
-    assert again.ops == report["ops"]
+    assert again.ops.items() <= report["ops"].items()  # bench adds the empty steps' ops
     assert len(observations) == 200
 
     obs = torch.as_tensor(np.stack(observations))

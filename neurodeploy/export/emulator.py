@@ -75,6 +75,21 @@ def run(layers: list[FixedLayer], spikes_in: np.ndarray, stateful: bool = False)
     return Emulator(layers, stateful).step(spikes_in)
 
 
+def empty_steps(layers: list[FixedLayer], spikes_in: np.ndarray, steps: int) -> list:
+    """Per-action reset on Lava: after its T-step window each layer runs ``steps`` more Lava
+    steps (the schedule's empty steps) until its reset, driven by its bias and by the
+    previous layer's spikes there, the input being zero. Its spike trains there, [steps, B,
+    n] per layer: they leave the action unchanged but cost the chip synaptic operations.
+    Equal to Lava ``fixed_pt`` spike for spike (``benchmarks/window_activity.py``)."""
+    T = spikes_in.shape[0]
+    x = np.concatenate([spikes_in, np.zeros((steps, *spikes_in.shape[1:]), spikes_in.dtype)])
+    trains = []
+    for fixed in layers:
+        x, _ = lif_layer(fixed, x)
+        trains.append(x[T:])
+    return trains
+
+
 class Emulator:
     """The emulator as a closed-loop core: ``step`` one action at a time, ``reset`` per episode."""
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from neurodeploy.errors import BundleError
+from neurodeploy.export import emulator
 from neurodeploy.export.loihi2 import chip_input
 from neurodeploy.export.netx import read_netx
 from neurodeploy.hardware import energy as E
@@ -15,6 +16,7 @@ from neurodeploy.hardware import workload
 from neurodeploy.hardware.backends import bundle_schedule, lookup, shipped
 from neurodeploy.hardware.runner import RunResult, open_target, run_policy
 from neurodeploy.snn import SpikingActor
+from neurodeploy.snn.sops import fanout
 
 DEFAULT_PROFILES = ("loihi", "loihi2", "paper", "cmos45nm")
 LATENCY_BACKENDS = ("torch", "emulator", "loihi2-sim")
@@ -47,6 +49,9 @@ def bench_energy(
         bundle, actor, "emulator", [f.weight for f in fixed], lava_steps, episodes, seed
     )
     stateful = actor.config.mode == "stateful"
+    # the reset schedule's empty steps, which the emulator's windows skip (stateful: none)
+    frames = [] if stateful else [s[0] for s in steps]
+    ops.update(outside_windows(fixed, frames, lava_steps - T))
     macs = E.ann_macs(actor.config.obs_dim, actor.config.act_dim)
     report = {
         "policy": str(path),
@@ -81,6 +86,20 @@ def bench_energy(
         }
     E.write_report(Path(out) if out else bundle, report)
     return report
+
+
+def outside_windows(fixed, frames_per_step: list[np.ndarray], empty: int) -> dict:
+    """Per control step, the spikes the layers fire in the ``empty`` steps after their
+    windows (:func:`emulator.empty_steps`) and the SOPs they cost (each spike times its
+    neuron's fan-out into the next layer; the output layer's spikes leave the chip)."""
+    fanouts = [fanout(f.weight).numpy() for f in fixed[1:]]
+    sops = spikes = 0.0
+    for frames in frames_per_step:
+        trains = [t != 0 for t in emulator.empty_steps(fixed, frames, empty)]
+        spikes += sum(float(t.sum()) for t in trains)
+        sops += sum(float(t.sum(axis=(0, 1)) @ f) for t, f in zip(trains, fanouts, strict=False))
+    n = max(len(frames_per_step), 1)
+    return {"sops_outside_windows": sops / n, "spiking_outside_windows": spikes / n}
 
 
 class ClosedLoopOps(NamedTuple):

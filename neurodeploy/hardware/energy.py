@@ -158,9 +158,10 @@ def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
         profile.get("neuron_update_active_pj"),
         profile.get("neuron_update_inactive_pj"),
     )
-    snn = ops["sops"] * (sop_pj + (profile.get("sop_weight_read_pj") or 0.0))
+    sops = ops["sops"] + ops.get("sops_outside_windows", 0.0)  # all the chip performs
+    snn = sops * (sop_pj + (profile.get("sop_weight_read_pj") or 0.0))
     if active is not None and inactive is not None:
-        spiking = ops["spiking_neuron_steps"]
+        spiking = ops["spiking_neuron_steps"] + ops.get("spiking_outside_windows", 0.0)
         snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
     ann = ann_pj(profile, macs)
     out = {
@@ -172,7 +173,7 @@ def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
     if all(t is not None for t in times):
         barrier, sop_ns, nu_ns = times
         out["latency_us"] = (
-            lava_steps * barrier + ops["sops"] * sop_ns + ops["neuron_updates"] * nu_ns
+            lava_steps * barrier + sops * sop_ns + ops["neuron_updates"] * nu_ns
         ) / 1e3
     else:
         out["latency_us"] = None
@@ -199,8 +200,10 @@ def markdown(report: dict) -> str:
         f"# Energy report: {report['policy']}",
         "",
         f"Environment {report['env']}, {report['episodes']} episodes, spikes counted on "
-        f"{report['counted_on']}. Per control step: {ops['sops']:.0f} synaptic ops, "
-        f"{ops['neuron_updates']:.0f} neuron updates; ANN counterpart {report['ann_macs']:,} MACs.",
+        f"{report['counted_on']}. Per control step: {ops['sops']:.0f} synaptic ops in the "
+        f"action windows, {ops.get('sops_outside_windows', 0.0):.0f} more in the empty steps "
+        f"after them (both counted in the energy), {ops['neuron_updates']:.0f} neuron updates; "
+        f"ANN counterpart {report['ann_macs']:,} MACs.",
         "",
     ]
     nb = report.get("neurobench")

@@ -16,7 +16,8 @@ sweep's ``trial.json`` count on the actor's float weights, where every weight is
 cost nothing, and the direct encoder's graded inputs that round to zero send nothing. So the
 training-time figures are upper bounds of ``bench-energy``'s for the same spikes (equal for a
 ``loihi``-neuron actor, trained on the chip's integer weights), and the energy tables use
-``bench-energy``'s.
+``bench-energy``'s, which also charges the spikes of the reset schedule's empty steps after
+each window (``sops_outside_windows``; training does not see them).
 
 The count is differentiable: when the inputs carry a gradient (spikes of a surrogate-gradient
 neuron), ``fired`` has the indicator's value and the spike's own gradient (straight through),

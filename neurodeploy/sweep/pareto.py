@@ -71,11 +71,12 @@ def read_energy(folder: Path) -> dict:
 
 
 def is_current(stored: dict, profiles: list[str], episodes: int, seed: int) -> bool:
-    """Whether a stored bench-energy report was counted as asked (emulator, episodes, seed)
-    and lists every profile asked for."""
+    """Whether a stored bench-energy report was counted as asked (emulator, episodes, seed),
+    with the empty steps after the windows, and lists every profile asked for."""
     needed = ("ops", "ann_macs", "lava_steps_per_action", "return_mean", "env")
     return (
         stored.get("counted_on") == "emulator"
+        and "sops_outside_windows" in (stored.get("ops") or {})  # older counts run again
         and stored.get("episodes") == episodes
         and stored.get("latency_episodes") == episodes
         and set(SIMULATED) <= set(stored.get("simulation_latency") or {})
