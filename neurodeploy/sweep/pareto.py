@@ -229,6 +229,9 @@ def pareto_summary(
             "loihi2-sim_return": m.get("loihi2-sim_return"),
             "sim_gap": _gap(m.get("loihi2-sim_return"), m.get("torch_return")),
             "sops_per_action": m["ops"]["sops"] if m["kind"] == "snn" else None,
+            "sops_outside_windows": m["ops"].get("sops_outside_windows")
+            if m["kind"] == "snn"
+            else None,
             "macs_per_action": m.get("macs"),
             "bundle": m.get("bundle"),
             "nj": {},
@@ -267,6 +270,7 @@ def pareto_summary(
             "torch_return": stats([t["torch_return"] for t in mine]),
             "loihi2-sim_return": stats([t["loihi2-sim_return"] for t in mine]),
             "sops_per_action": stats([t["sops_per_action"] for t in mine]),
+            "sops_outside_windows": stats([t["sops_outside_windows"] for t in mine]),
             "macs_per_action": stats([t["macs_per_action"] for t in mine]),
             "nj": {p.name: stats([t["nj"][p.name] for t in mine]) for p in loaded},
             "snn_over_ann": {
@@ -335,6 +339,11 @@ def _pm(s: dict | None) -> str:
     return f"{mean:.{decimals}f} ± {s['std']:.{decimals}f}"
 
 
+def _sops(g: dict) -> str:
+    outside = g.get("sops_outside_windows")
+    return _pm(g["sops_per_action"]) + (f" (+{_pm(outside)} after)" if outside else "")
+
+
 def _ratio(s: dict | None) -> str:
     if not s:
         return ""
@@ -360,8 +369,10 @@ def pareto_markdown(pareto: dict) -> list[str]:
         "loihi2-sim / torch: bench-energy's closed-loop "
         "returns of the bundle on Lava (fixed point) and on torch (float), same episodes, in "
         "brackets |loihi2-sim - torch| / |torch| of the means, then the worst seed's own. "
-        "SOPs/action: bench-energy's, over those episodes (the table above counts one episode "
-        "of `trial.json`, so the two differ a little). Mean ± std over seeds.",
+        "SOPs/action: bench-energy's, over those episodes, in the action windows (the table "
+        "above counts one episode of `trial.json`, so the two differ a little), then in "
+        "brackets those of the empty steps after the windows (the reset schedule's; the "
+        "energy charges both; docs/hardware.md). Mean ± std over seeds.",
         "",
         "| group | seeds | final return | deployed return | loihi2-sim / torch | SOPs/action | "
         + " | ".join(f"{p} nJ" for p in profiles)
@@ -380,9 +391,7 @@ def pareto_markdown(pareto: dict) -> list[str]:
             )
         lines.append(
             f"| {g['label']} | {len(g['seeds'])} | {_pm(g['final_return'])} | "
-            f"{_pm(g['deployed_return'])} | {sim} | {_pm(g['sops_per_action'])} | "
-            + " | ".join(cells)
-            + " |"
+            f"{_pm(g['deployed_return'])} | {sim} | {_sops(g)} | " + " | ".join(cells) + " |"
         )
     for ref in pareto["ann_reference"]:
         cells = ["-" if ref["nj"][p] is None else f"{_num(ref['nj'][p])} (1×)" for p in profiles]
