@@ -148,6 +148,9 @@ def test_bench_energy_writes_all_four_files(pendulum_run, tmp_path):
     # the empty steps after the windows cost SOPs too, and the energy charges them
     outside = report["ops"]["sops_outside_windows"]
     assert outside > 0  # an untrained actor: more than in its windows (its biases drive it)
+    neurons = sum(f.size for f in read_netx(pendulum_run / "bundle-loihi2" / "policy.net"))
+    empty = report["lava_steps_per_action"] - 5  # T = 5
+    assert 0 < report["ops"]["spiking_outside_windows"] <= neurons * empty  # at most all fire
     paper = report["profiles"]["paper"]
     assert paper["snn_nj"] == pytest.approx((report["ops"]["sops"] + outside) * 0.077 / 1e3)
 

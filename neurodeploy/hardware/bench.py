@@ -94,7 +94,8 @@ def outside_windows(fixed, frames_per_step: list[np.ndarray], empty: int) -> dic
     neuron's fan-out into the next layer; the output layer's spikes leave the chip)."""
     fanouts = [fanout(f.weight).numpy() for f in fixed[1:]]
     sops = spikes = 0.0
-    for frames in frames_per_step:
+    for frames in frames_per_step:  # one control step's [T, n_in] (a batch of one)
+        frames = np.asarray(frames).reshape(len(frames), -1, fixed[0].weight.shape[1])
         trains = [t != 0 for t in emulator.empty_steps(fixed, frames, empty)]
         spikes += sum(float(t.sum()) for t in trains)
         sops += sum(float(t.sum(axis=(0, 1)) @ f) for t, f in zip(trains, fanouts, strict=False))
