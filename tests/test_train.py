@@ -327,3 +327,46 @@ def test_metrics_without_tensorboard_warn_once_and_keep_the_csv(tmp_path, monkey
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[1].startswith("1000,,-150.5,") and lines[1].endswith(",0.25")
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_dead_output_layer_is_measured_and_warned(tmp_path):
+    """output_grad is the share of output neurons the actor loss reaches: above 0 for a
+    fresh actor; exactly 0 when every output neuron is held always or never firing (as
+    InvertedDoublePendulum PT-LIF seed 2 ended), where only the decoder still gets a
+    gradient; the evaluation row then warns that the run cannot recover."""
+    from neurodeploy.envs import make_env
+    from neurodeploy.train.loop import Agent, log_evaluation
+    from neurodeploy.train.metrics import Metrics
+
+    def one_actor_update(kill: bool):
+        cfg = tiny_config(policy_delay=1)
+        agent = Agent.build(cfg, make_env(cfg.env, 0))
+        out = agent.actor.layers[-1].linear
+        if kill:  # far above the threshold for half the neurons, far below for the rest
+            with torch.no_grad():
+                out.weight.zero_()
+                out.bias.copy_(torch.tensor([50.0, -50.0]).repeat_interleave(out.bias.numel() // 2))
+        rng = np.random.default_rng(0)
+        for _ in range(64):
+            agent.buffer.add(
+                rng.normal(size=3), rng.uniform(-2, 2, 1), 1.0, rng.normal(size=3), False
+            )
+        losses = agent.td3.update(lambda: agent.buffer.sample(32, rng))
+        return agent, cfg, losses
+
+    _, _, healthy = one_actor_update(kill=False)
+    assert healthy["output_grad"] > 0
+    agent, cfg, dead = one_actor_update(kill=True)
+    assert dead["output_grad"] == 0.0
+    grads = {n: p.grad for n, p in agent.actor.named_parameters() if p.requires_grad}
+    assert all(not g.any() for n, g in grads.items() if n.startswith(("layers", "encoder")))
+    assert grads["decoder.weight"].any()
+
+    metrics = Metrics(tmp_path, agent.actor.layer_names)
+    state = {"last_return": 0.0, "best_eval": -float("inf")}
+    losses = {k: [v] for k, v in dead.items()}
+    with pytest.warns(RuntimeWarning, match="output_grad = 0 at step 350"):
+        log_evaluation(agent.actor, make_env(cfg.env, 0), cfg, tmp_path, metrics, state,
+                       losses, 350, 1.0, 1.0)  # fmt: skip
+    metrics.close()
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0].count("output_grad") == 1

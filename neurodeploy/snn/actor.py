@@ -194,6 +194,12 @@ class SpikingActor(nn.Module):
         names = [f"hidden{i}" for i in range(len(self.config.hidden))]
         return names + (["output"] if self.config.decoder == "population" else [])
 
+    @property
+    def decoded_weight_name(self) -> str:
+        """The parameter holding the weights into the neurons the decoder reads (the output
+        population, or the last hidden layer under a linear decoder)."""
+        return f"layers.{len(self.layers) - 1}.linear.weight"
+
     def set_slope(self, value: float) -> None:
         for layer in self.layers:
             layer.neuron.spike_fn.set_slope(value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -413,6 +414,15 @@ def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Me
     row.update({k: float(np.mean(v)) for k, v in losses.items()})
     row.update({f"rate_{k}": v for k, v in rates.items()})
     metrics.log(row)
+    if row.get("output_grad") == 0.0:
+        warnings.warn(
+            f"{run_dir}: no actor update since the last evaluation reached the output neurons "
+            f"(output_grad = 0 at step {step}): each one stays always or "
+            "never firing on every sampled state, only the decoder learns, and the run cannot "
+            "recover (docs/training.md, 'A dead output layer')",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     losses.clear()
     payload = {**policy_payload(actor), "env": cfg.env}
     atomic_torch_save(payload, run_dir / "policy.pt")

@@ -33,7 +33,7 @@ from torch import nn
 
 from neurodeploy.train.buffer import SequenceBatch
 from neurodeploy.train.targets import PolyakTarget, ProxyTarget, polyak
-from neurodeploy.train.td3 import TD3, Critic, TD3Settings
+from neurodeploy.train.td3 import TD3, Critic, TD3Settings, decoded_gradient
 
 
 class SequenceTD3(TD3):
@@ -110,6 +110,7 @@ class SequenceTD3(TD3):
                 losses["bc_loss"] = bc.item()
             self._step(self.actor_opt, actor_loss)
             losses["actor_loss"] = actor_loss.item()
+            losses.update(decoded_gradient(self.decoded_weight))
             polyak(self.critic, self.critic_target, s.tau)
             self.target.after_actor_step()
         return losses

@@ -36,7 +36,7 @@ from torch import nn
 from neurodeploy.errors import ConfigError
 from neurodeploy.train.budget import make_budget
 from neurodeploy.train.buffer import Batch
-from neurodeploy.train.stacked import SeedAxis, Solo
+from neurodeploy.train.stacked import SeedAxis, Solo, Stacked
 from neurodeploy.train.targets import PolyakTarget, ProxyTarget, adam, polyak
 
 
@@ -95,6 +95,7 @@ class TD3:
         if settings.sop_budget and not isinstance(self.axis, Solo):
             raise ConfigError("sop_budget holds one actor's multiplier; stacked seeds have N")
         self.budget = make_budget(settings.sop_budget, settings.sop_lr, action_low.device)
+        self.decoded_weight = decoded_weight(actor)
         self.updates = 0
 
     def update(self, sample: Callable[[], Batch]) -> dict[str, float]:
@@ -141,6 +142,7 @@ class TD3:
             actor_loss.sum().backward()
             self.actor_opt.step()
             losses["actor_loss"] = actor_loss.tolist()
+            losses.update(decoded_gradient(self.decoded_weight))
             losses.update(self.budget.step(sops))  # the multiplier follows the batch's SOPs
             polyak(self.critic, self.critic_target, s.tau)
             self.target.after_actor_step()
@@ -177,6 +179,28 @@ class TD3:
         self.target.load_state_dict(state)
         self.budget.load_state_dict(state)
         self.updates = int(state["updates"])
+
+
+def decoded_weight(actor: nn.Module) -> torch.Tensor | None:
+    """The weights into the spiking neurons the decoder reads (``[N, out, in]`` for stacked
+    seeds); None for an ANN actor."""
+    name = getattr(actor, "decoded_weight_name", None)
+    if name is None:
+        return None
+    params = actor.params() if isinstance(actor, Stacked) else dict(actor.named_parameters())
+    return params[name]
+
+
+def decoded_gradient(weight: torch.Tensor | None) -> dict:
+    """``output_grad``: the share of the decoded neurons whose weights the last actor loss
+    gave any gradient (per seed when stacked). With the ``rect`` surrogate a neuron gets none
+    when its membrane stays outside the window on every sample of the batch (always or
+    never firing); at 0 no gradient reaches any spiking layer, only the decoder learns, and
+    the actor cannot leave that state (docs/training.md, "A dead output layer")."""
+    if weight is None or weight.grad is None:
+        return {}
+    share = (weight.grad != 0).any(-1).float().mean(-1)
+    return {"output_grad": share.tolist()}
 
 
 def make_target(actor: nn.Module, settings: TD3Settings, proxy: nn.Module | None):
