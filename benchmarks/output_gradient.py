@@ -5,9 +5,9 @@ With the ``rect`` surrogate (Xu et al., Proxy Target, NeurIPS 2025, as PopSAN) a
 gradient is non-zero only while the membrane is within 0.5 of the threshold. An output
 neuron whose membrane stays outside that window on every state (always or never firing)
 passes no gradient to any weight below it. When that holds for every output neuron, the
-actor's action no longer depends on the observation, only the decoder still learns, and no
-update can leave the state (docs/training.md, "A dead output layer"). Training logs the
-same share on its batches as ``output_grad``.
+actor's action no longer depends on the observation and only the decoder still learns
+(docs/training.md, "A dead output layer"). Training logs the same share on its batches as
+``output_grad``.
 
 For each trial this rolls out the policy (its own actions) and uniform random actions,
 ``--states`` states each, and reports the share of output neurons whose incoming weights

@@ -417,9 +417,9 @@ def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Me
     if row.get("output_grad") == 0.0:
         warnings.warn(
             f"{run_dir}: no actor update since the last evaluation reached the output neurons "
-            f"(output_grad = 0 at step {step}): each one stays always or "
-            "never firing on every sampled state, only the decoder learns, and the run cannot "
-            "recover (docs/training.md, 'A dead output layer')",
+            f"(output_grad = 0 at step {step}): each stays always or never firing on every "
+            "sampled state, so no spiking weight learns, only the decoder; a run that stays "
+            "so does not improve (docs/training.md, 'A dead output layer')",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -195,8 +195,8 @@ def decoded_gradient(weight: torch.Tensor | None) -> dict:
     """``output_grad``: the share of the decoded neurons whose weights the last actor loss
     gave any gradient (per seed when stacked). With the ``rect`` surrogate a neuron gets none
     when its membrane stays outside the window on every sample of the batch (always or
-    never firing); at 0 no gradient reaches any spiking layer, only the decoder learns, and
-    the actor cannot leave that state (docs/training.md, "A dead output layer")."""
+    never firing); at 0 no gradient reaches any spiking layer and only the decoder learns
+    (docs/training.md, "A dead output layer")."""
     if weight is None or weight.grad is None:
         return {}
     share = (weight.grad != 0).any(-1).float().mean(-1)
