@@ -41,6 +41,12 @@ case "${1:-}" in
         run_in ba8ec40 "$ND" sweep idp --seeds 0-2 \
             --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
             --out "$RUNS/sweeps/idp" --num-cpus 1 --cpus-per-trial 1 --set start_steps=10000 ;;
+    idp-lr)  # issue 15: idp with every actor at lr 1e-4 (PopSAN's; the paper's 3e-4 lost
+        # PT-LIF seed 2's output gradient, docs/training.md); 0c68380 logs output_grad
+        run_in 0c68380 "$ND" sweep idp --seeds 0-2 \
+            --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
+            --out "$RUNS/sweeps/idp-lr" --num-cpus 1 --cpus-per-trial 1 \
+            --set start_steps=10000 --set actor_lr=1e-4 ;;
     pendulum)  # issue 15: seeds 0-4, 15k steps, the recipe with start_steps 5000 (68d3661)
         run_in 68d3661 "$PY" benchmarks/training_results.py sweep pendulum --lanes 1 \
             --runs "$RUNS" ;;
@@ -58,6 +64,6 @@ case "${1:-}" in
         run_in 4d5ffc5 "$ND" sweep hopper --seeds 0 --grid sop_budget=50000,25000 \
             --steps 100000 --out "$RUNS/sweeps/hopper-budget" --num-cpus 1 --cpus-per-trial 1 ;;
     *)
-        echo "usage: bash benchmarks/long_runs.sh hopper|idp|pendulum|reference-hopper [SEED]|pendulum-pareto|hopper-budget" >&2
+        echo "usage: bash benchmarks/long_runs.sh hopper|idp|idp-lr|pendulum|reference-hopper [SEED]|pendulum-pareto|hopper-budget" >&2
         exit 2 ;;
 esac
