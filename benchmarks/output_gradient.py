@@ -1,17 +1,18 @@
-"""Which trained spiking actors can still learn: the share of output neurons a gradient
-reaches, per committed trial.
+"""Which trained actors can still learn: the share of output units a gradient reaches, per
+committed trial.
 
 With the ``rect`` surrogate (Xu et al., Proxy Target, NeurIPS 2025, as PopSAN) a spike's
 gradient is non-zero only while the membrane is within 0.5 of the threshold. An output
 neuron whose membrane stays outside that window on every state (always or never firing)
 passes no gradient to any weight below it. When that holds for every output neuron, the
 actor's action no longer depends on the observation and only the decoder still learns
-(docs/training.md, "A dead output layer"). Training logs the same share on its batches as
-``output_grad``.
+(docs/training.md, "A dead output layer"). An ANN actor's output unit is dead the same way
+when its tanh is saturated to exactly +-1 in float32 on every state. Training logs the same
+share on its batches as ``output_grad``.
 
 For each trial this rolls out the policy (its own actions) and uniform random actions,
-``--states`` states each, and reports the share of output neurons whose incoming weights
-get any gradient from the mean action, and the action's std over those states.
+``--states`` states each, and reports the share of output units whose incoming weights get
+any gradient from the mean action, and the action's std over those states.
 
     python benchmarks/output_gradient.py results/idp results/hopper results/pendulum
 """
@@ -65,7 +66,7 @@ def measure(policy: Path, n: int, seed: int) -> dict:
 
 
 def trials(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.rglob("policy.pt") if "neuron=ann" not in str(p))
+    return sorted(p.parent for p in root.rglob("policy.pt"))
 
 
 def main() -> None:
@@ -76,13 +77,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     lines = [
-        f"Each committed spiking trial's final policy on {2 * args.states} states ({args.states} "
+        f"Each committed trial's final policy on {2 * args.states} states ({args.states} "
         "from its own deterministic episodes, then as many from uniform random actions; env "
-        f"seed {args.seed}). *Output neurons reached*: the share of output neurons whose "
-        "incoming weights get a non-zero gradient from the mean action (0: no gradient "
-        "reaches any spiking layer). *Action std*: over those states, mean over action "
-        "dimensions.\n",
-        "| trial | output neurons reached | action std |",
+        f"seed {args.seed}). *Output units reached*: the share of output units (a spiking "
+        "actor's output population, an ANN's pre-tanh outputs) whose incoming weights get a "
+        "non-zero gradient from the mean action (0: no gradient reaches any layer below). "
+        "*Action std*: over those states, mean over action dimensions.\n",
+        "| trial | output units reached | action std |",
         "|---|---|---|",
     ]
     for root in args.roots:
@@ -91,9 +92,7 @@ def main() -> None:
             name = trial.relative_to(root.parent).as_posix()
             print(name, r)
             lines.append(f"| {name} | {r['alive']:.2f} | {r['std']:.3g} |")
-    write_section(
-        "output_gradient", "Output neurons a gradient reaches (issue 15)", "\n".join(lines)
-    )
+    write_section("output_gradient", "Output units a gradient reaches (issue 15)", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -329,34 +329,40 @@ def test_metrics_without_tensorboard_warn_once_and_keep_the_csv(tmp_path, monkey
     assert not (tmp_path / "tensorboard").exists()
 
 
+def one_actor_update(cfg: TrainConfig, prepare=None):
+    """An agent of ``cfg`` (``prepare(actor)`` applied) after one TD3 update on random
+    transitions; with ``policy_delay = 1`` it is an actor update. Returns (agent, losses)."""
+    from neurodeploy.envs import make_env
+    from neurodeploy.train.loop import Agent
+
+    agent = Agent.build(cfg, make_env(cfg.env, 0))
+    if prepare is not None:
+        with torch.no_grad():
+            prepare(agent.actor)
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        agent.buffer.add(rng.normal(size=3), rng.uniform(-2, 2, 1), 1.0, rng.normal(size=3), False)
+    return agent, agent.td3.update(lambda: agent.buffer.sample(32, rng))
+
+
 def test_a_dead_output_layer_is_measured_and_warned(tmp_path):
     """output_grad is the share of output neurons the actor loss reaches: above 0 for a
     fresh actor; exactly 0 when every output neuron is held always or never firing (as
     InvertedDoublePendulum PT-LIF seed 2 ended), where only the decoder still gets a
-    gradient; the evaluation row then warns that the run cannot recover."""
+    gradient; the evaluation row then warns."""
     from neurodeploy.envs import make_env
-    from neurodeploy.train.loop import Agent, log_evaluation
+    from neurodeploy.train.loop import log_evaluation
     from neurodeploy.train.metrics import Metrics
 
-    def one_actor_update(kill: bool):
-        cfg = tiny_config(policy_delay=1)
-        agent = Agent.build(cfg, make_env(cfg.env, 0))
-        out = agent.actor.layers[-1].linear
-        if kill:  # far above the threshold for half the neurons, far below for the rest
-            with torch.no_grad():
-                out.weight.zero_()
-                out.bias.copy_(torch.tensor([50.0, -50.0]).repeat_interleave(out.bias.numel() // 2))
-        rng = np.random.default_rng(0)
-        for _ in range(64):
-            agent.buffer.add(
-                rng.normal(size=3), rng.uniform(-2, 2, 1), 1.0, rng.normal(size=3), False
-            )
-        losses = agent.td3.update(lambda: agent.buffer.sample(32, rng))
-        return agent, cfg, losses
+    def kill(actor):  # far above the threshold for half the neurons, far below for the rest
+        out = actor.layers[-1].linear
+        out.weight.zero_()
+        out.bias.copy_(torch.tensor([50.0, -50.0]).repeat_interleave(out.bias.numel() // 2))
 
-    _, _, healthy = one_actor_update(kill=False)
+    cfg = tiny_config(policy_delay=1)
+    _, healthy = one_actor_update(cfg)
     assert healthy["output_grad"] > 0
-    agent, cfg, dead = one_actor_update(kill=True)
+    agent, dead = one_actor_update(cfg, kill)
     assert dead["output_grad"] == 0.0
     grads = {n: p.grad for n, p in agent.actor.named_parameters() if p.requires_grad}
     assert all(not g.any() for n, g in grads.items() if n.startswith(("layers", "encoder")))
@@ -370,3 +376,13 @@ def test_a_dead_output_layer_is_measured_and_warned(tmp_path):
                        losses, 350, 1.0, 1.0)  # fmt: skip
     metrics.close()
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0].count("output_grad") == 1
+
+
+def test_a_saturated_ann_output_is_measured():
+    """The ANN actor's output_grad: 0 when its tanh is saturated to +-1 on every sample (as
+    InvertedDoublePendulum ANN TD3 seed 2 ended), above 0 otherwise."""
+    cfg = tiny_config(algo="td3", neuron="ann", policy_delay=1)
+    _, healthy = one_actor_update(cfg)
+    assert healthy["output_grad"] > 0
+    _, saturated = one_actor_update(cfg, lambda actor: actor.net[-1].bias.fill_(100.0))
+    assert saturated["output_grad"] == 0.0

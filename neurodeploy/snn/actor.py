@@ -137,6 +137,11 @@ class AnnActor(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.scale(torch.tanh(self.net(_scaled(self, obs))))
 
+    @property
+    def decoded_weight_name(self) -> str:
+        """The last linear layer's weights (one row per action, before the tanh)."""
+        return f"net.{len(self.net) - 1}.weight"
+
     def reset(self) -> None:
         pass
 

@@ -181,23 +181,21 @@ class TD3:
         self.updates = int(state["updates"])
 
 
-def decoded_weight(actor: nn.Module) -> torch.Tensor | None:
-    """The weights into the spiking neurons the decoder reads (``[N, out, in]`` for stacked
-    seeds); None for an ANN actor."""
-    name = getattr(actor, "decoded_weight_name", None)
-    if name is None:
-        return None
+def decoded_weight(actor: nn.Module) -> torch.Tensor:
+    """The weights into the actor's output units: the spiking neurons the decoder reads, or
+    an ANN's last linear layer (``[N, out, in]`` for stacked seeds)."""
     params = actor.params() if isinstance(actor, Stacked) else dict(actor.named_parameters())
-    return params[name]
+    return params[actor.decoded_weight_name]
 
 
-def decoded_gradient(weight: torch.Tensor | None) -> dict:
-    """``output_grad``: the share of the decoded neurons whose weights the last actor loss
-    gave any gradient (per seed when stacked). With the ``rect`` surrogate a neuron gets none
-    when its membrane stays outside the window on every sample of the batch (always or
-    never firing); at 0 no gradient reaches any spiking layer and only the decoder learns
-    (docs/training.md, "A dead output layer")."""
-    if weight is None or weight.grad is None:
+def decoded_gradient(weight: torch.Tensor) -> dict:
+    """``output_grad``: the share of the output units whose incoming weights the last actor
+    loss gave any gradient (per seed when stacked). A spiking neuron gets none when its
+    membrane stays outside the ``rect`` surrogate's window on every sample of the batch
+    (always or never firing), an ANN output when its tanh is saturated to exactly +-1 in
+    float32 on every sample. At 0 no gradient reaches any layer below (for a spiking actor,
+    only the decoder learns): docs/training.md, "A dead output layer"."""
+    if weight.grad is None:
         return {}
     share = (weight.grad != 0).any(-1).float().mean(-1)
     return {"output_grad": share.tolist()}
