@@ -42,7 +42,9 @@ case "${1:-}" in
             --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
             --out "$RUNS/sweeps/idp" --num-cpus 1 --cpus-per-trial 1 --set start_steps=10000 ;;
     idp-lr)  # issue 15: idp with every actor at lr 1e-4 (PopSAN's; the paper's 3e-4 lost
-        # PT-LIF seed 2's output gradient, docs/training.md); 0c68380 logs output_grad
+        # PT-LIF seed 2's output gradient, docs/training.md); 0c68380 logs output_grad for
+        # the spiking actors only (ANN from df9179d): check its ANN trials with
+        # benchmarks/output_gradient.py
         run_in 0c68380 "$ND" sweep idp --seeds 0-2 \
             --grid algo:neuron=pt-td3:lif,td3:lif,td3:ann --steps 50000 \
             --out "$RUNS/sweeps/idp-lr" --num-cpus 1 --cpus-per-trial 1 \

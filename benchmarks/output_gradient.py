@@ -56,6 +56,9 @@ def states(actor, env_id: str, n: int, seed: int) -> torch.Tensor:
 
 def measure(policy: Path, n: int, seed: int) -> dict:
     actor, env_id = load_policy(policy)
+    if getattr(actor.config, "mode", "reset") == "stateful":
+        sys.exit(f"error: {policy} is stateful: its output depends on its history, and this "
+                 "measures actors reset at every action")  # fmt: skip
     obs = states(actor, env_id, n, seed)
     actor.zero_grad(set_to_none=True)
     actions = actor(obs)

@@ -83,6 +83,7 @@ def budget_config(env: str, seed: int = 0):
 
 def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[str]:
     steps, cfg = BUDGETS[env][1], budget_config(env, seed)
+    refuse_reference(env)
     return [sys.executable, str(ROOT / "benchmarks" / "reference_run.py"),
             "--reference", str(reference), "--env", cfg.env, "--seed", str(seed),
             "--steps", str(steps), "--start-steps", str(cfg.start_steps),
@@ -109,8 +110,17 @@ def publish(env: str, runs: Path, results: Path) -> dict:
     return write_report(Path(os.path.relpath(dest)), BASELINES)
 
 
+def refuse_reference(env: str) -> None:
+    """reference_run.py runs the authors' settings, changing only the start steps: a budget
+    that sets anything else has no reference to compare with."""
+    other = sorted(set(tomllib.loads("\n".join(BUDGETS[env][3]))) - {"start_steps"})
+    if other:
+        sys.exit(f"error: the reference runs the authors' settings; {env} sets {', '.join(other)}")
+
+
 def check_reference_settings(env: str, run: Path) -> None:
     """The reference run must share the sweep's env, budget and evaluation protocol."""
+    refuse_reference(env)
     cfg = budget_config(env)
     theirs = tomllib.loads((run / "config.toml").read_text())
     for key in ("env", "steps", "start_steps", "eval_every", "eval_episodes"):
@@ -184,6 +194,15 @@ def table1(env: str, report: dict) -> str:
             f" The three are within {100 * spread:.2f} % of each other (under {100 * TIE:g} "
             "%): this ordering is not claimed."
         )
+        return "\n".join(lines)
+    ranked = sorted(ours, key=ours.get, reverse=True)
+    for hi, lo in zip(ranked, ranked[1:], strict=False):
+        gap = (ours[hi] - ours[lo]) / max(abs(ours[hi]), abs(ours[lo]))
+        if gap < TIE:
+            lines[-1] += (
+                f" {NAMES[hi]} and {NAMES[lo]} are within {100 * gap:.2f} % of each other: "
+                "their order is not claimed."
+            )
     return "\n".join(lines)
 
 

@@ -416,10 +416,11 @@ def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Me
     metrics.log(row)
     if row.get("output_grad") == 0.0:
         warnings.warn(
-            f"{run_dir}: no actor update since the last evaluation reached the output neurons "
-            f"(output_grad = 0 at step {step}): each stays always or never firing on every "
-            "sampled state, so no spiking weight learns, only the decoder; a run that stays "
-            "so does not improve (docs/training.md, 'A dead output layer')",
+            f"{run_dir}: no actor update since the last evaluation passed a gradient through "
+            f"the output units (output_grad = 0 at step {step}): each output neuron stays "
+            "always or never firing (an ANN: its tanh at exactly +-1) on every sampled state, "
+            "so the actor loss reaches no layer below them (a SOP budget's penalty excepted); "
+            "a run that stays so does not improve (docs/training.md, 'A dead output layer')",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -21,7 +21,7 @@ BASE_COLUMNS = [
     "smooth_loss",  # CAPS smoothness weights set
     "sops_per_action",  # sop_budget: the actor's SOPs per action on the training batches
     "sop_lambda",  # sop_budget: its Lagrange multiplier
-    "output_grad",  # share of the decoded neurons the actor loss reaches (0: it cannot learn)
+    "output_grad",  # share of the output units the actor loss passes a gradient through
     "slope",
     "guide_share",
     "steps_per_s",

@@ -72,7 +72,7 @@ class SequenceTD3(TD3):
         if self.bc_only:
             bc = masked_mean(((actions - guide) ** 2).sum(-1, keepdim=True))
             self._step(self.actor_opt, bc)
-            return {"actor_loss": bc.item()}
+            return {"actor_loss": bc.item(), **decoded_gradient(self.decoded_weight)}
 
         # 3. the target learns from the actor when the actor has just run (proxy: K steps
         # of the masked squared error onto its actions; Polyak: nothing)

@@ -193,8 +193,10 @@ def decoded_gradient(weight: torch.Tensor) -> dict:
     loss gave any gradient (per seed when stacked). A spiking neuron gets none when its
     membrane stays outside the ``rect`` surrogate's window on every sample of the batch
     (always or never firing), an ANN output when its tanh is saturated to exactly +-1 in
-    float32 on every sample. At 0 no gradient reaches any layer below (for a spiking actor,
-    only the decoder learns): docs/training.md, "A dead output layer"."""
+    float32 on every sample. At 0 the actor loss reaches no layer below them (a spiking actor's
+    decoder still learns, and a SOP budget's penalty still reaches the spiking layers). Only
+    an exact zero counts: with a surrogate that has tails (fast_sigmoid, arctan) it is 1 by
+    construction. docs/training.md, "A dead output layer"."""
     if weight.grad is None:
         return {}
     share = (weight.grad != 0).any(-1).float().mean(-1)
