@@ -31,6 +31,7 @@ from _results import write_section  # noqa: E402
 
 from neurodeploy.envs import make_env  # noqa: E402
 from neurodeploy.export.bundle import load_policy  # noqa: E402
+from neurodeploy.train.td3 import decoded_gradient, decoded_weight  # noqa: E402
 
 
 def states(actor, env_id: str, n: int, seed: int) -> torch.Tensor:
@@ -63,8 +64,7 @@ def measure(policy: Path, n: int, seed: int) -> dict:
     actor.zero_grad(set_to_none=True)
     actions = actor(obs)
     actions.mean().backward()
-    weight = actor.get_parameter(actor.decoded_weight_name)
-    alive = (weight.grad != 0).any(-1).float().mean().item()
+    alive = decoded_gradient(decoded_weight(actor))["output_grad"]
     return {"alive": alive, "std": actions.detach().std(0).mean().item(), "env": env_id}
 
 

@@ -76,14 +76,18 @@ def budget_config(env: str, seed: int = 0):
     """The TrainConfig the sweep of ``env`` trains (its recipe, budget and --set values)."""
     from neurodeploy.train.config import resolve
 
-    recipe, steps, _, extra = BUDGETS[env]
-    values = tomllib.loads("\n".join(extra))
-    return resolve(recipe, {"steps": steps, "seed": seed, **values})[0]
+    recipe, steps, _, _ = BUDGETS[env]
+    return resolve(recipe, {"steps": steps, "seed": seed, **extra_settings(env)})[0]
+
+
+def extra_settings(env: str) -> dict:
+    """The budget's --set values as TOML values."""
+    return tomllib.loads("\n".join(BUDGETS[env][3]))
 
 
 def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[str]:
-    steps, cfg = BUDGETS[env][1], budget_config(env, seed)
     refuse_reference(env)
+    steps, cfg = BUDGETS[env][1], budget_config(env, seed)
     return [sys.executable, str(ROOT / "benchmarks" / "reference_run.py"),
             "--reference", str(reference), "--env", cfg.env, "--seed", str(seed),
             "--steps", str(steps), "--start-steps", str(cfg.start_steps),
@@ -113,7 +117,7 @@ def publish(env: str, runs: Path, results: Path) -> dict:
 def refuse_reference(env: str) -> None:
     """reference_run.py runs the authors' settings, changing only the start steps: a budget
     that sets anything else has no reference to compare with."""
-    other = sorted(set(tomllib.loads("\n".join(BUDGETS[env][3]))) - {"start_steps"})
+    other = sorted(set(extra_settings(env)) - {"start_steps"})
     if other:
         sys.exit(f"error: the reference runs the authors' settings; {env} sets {', '.join(other)}")
 
