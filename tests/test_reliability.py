@@ -480,11 +480,23 @@ def test_a_foreign_core_must_fit_the_actors_codec(world, tmp_path):
     layers[0].weight = layers[0].weight[:, :-1]  # one input fewer than the encoder gives
     narrow = tmp_path / "narrow.nir"
     nir.write(str(narrow), layers_to_nir(layers, {"timesteps_per_action": 2}))
+    layers = nir_to_layers(core)  # one hidden neuron fewer: the runner counts by the actor
+    first, second = layers[0], layers[1]
+    for name in ("weight", "bias", "decay", "current_decay", "threshold", "v_bias"):
+        setattr(first, name, getattr(first, name)[:-1])
+    second.weight = second.weight[:, :-1]
+    hidden = tmp_path / "hidden.nir"
+    nir.write(str(hidden), layers_to_nir(layers, {"timesteps_per_action": 2}))
     other_t = tmp_path / "t5.nir"
     core.metadata = {**core.metadata, "timesteps_per_action": 5}
     nir.write(str(other_t), core)
     policy = world / "run" / "policy.pt"
-    for graph, words in ((narrow, "takes 29 inputs and gives 1"), (other_t, "= 5, but")):
+    sizes = "-".join(str(layer.size) for layer in nir_to_layers(core))
+    for graph, words in (
+        (narrow, "takes 29 inputs and gives 1"),
+        (other_t, "= 5, but"),
+        (hidden, f"neurons, the actor's {sizes}; a core beside a trained actor must keep"),
+    ):
         with pytest.raises(ExportError, match=words):
             export_bundle(policy, "lava", tmp_path / "b", graph, observations=8)
         assert not (tmp_path / "b").exists()

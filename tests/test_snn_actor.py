@@ -246,6 +246,33 @@ def test_unknown_schedule_is_a_clear_error():
         make_schedule("adaptive", return_low=1.0, return_high=0.0)
 
 
+@pytest.mark.parametrize(
+    "kind, params, words",
+    [
+        ("fixed", {"k": -3.0}, "k > 0"),  # arctan's gradient turned over
+        ("interval", {"k_start": -50.0, "increment": -1.0}, "k_start > 0"),
+        ("interval", {"interval": 0.5}, "a whole interval >= 1"),
+        ("interval", {"increment": -1.0}, "increment >= 0"),
+        ("adaptive", {"return_low": 0.0, "return_high": 1.0, "beta": 0.0}, "0 < beta <= 1"),
+        ("adaptive", {"return_low": 0.0, "return_high": 1.0, "k_max": float("inf")}, "number"),
+        ("interval", {"updates": 5}, "updates is its state"),
+    ],
+)
+def test_a_schedule_that_would_break_the_surrogate_is_refused(kind, params, words):
+    with pytest.raises(ConfigError, match=words):
+        make_schedule(kind, **params)
+
+
+def test_the_fixed_slope_is_given_once():
+    from neurodeploy.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="set slope, not slope_params.k"):
+        TrainConfig(surrogate="fast_sigmoid", slope=5.0, slope_params={"k": 3.0})
+    with pytest.raises(ConfigError, match="k_start > 0"):
+        TrainConfig(surrogate="fast_sigmoid", slope_schedule="interval",
+                    slope_params={"k_start": -50, "increment": -1, "interval": 1})  # fmt: skip
+
+
 @pytest.mark.parametrize("neuron", ["lif", "loihi"])
 def test_neurobench_hooks_every_synapse_of_the_actor(neuron):
     """Every SpikingLayer's synapse is an nn.Linear the layer calls as a module, so

@@ -214,13 +214,23 @@ def fit_foreign_core(graph, hub: list, actor: SpikingActor, where: str) -> None:
     """A ``--from-nir`` core beside a trained actor runs between that actor's codec: refuse a
     core whose input or output width, timesteps per action, state reset or input kind differ
     from the codec's, and state the codec's where the graph states none (so the fidelity
-    checks and the run use the same schedule)."""
+    checks and the run use the same schedule). Its layer sizes must be the actor's too: the
+    runner counts spikes per population, operations and Lava steps per action by the actor's
+    layers, so another layout would be measured as a network it is not."""
     n_in, n_out = actor.layers[0].in_features, actor.layers[-1].out_features
     got_in, got_out = hub[0].weight.shape[1], hub[-1].size
     if (got_in, got_out) != (n_in, n_out):
         raise ExportError(
             f"{where}: the core takes {got_in} inputs and gives {got_out} outputs, but the "
             f"actor's codec gives {n_in} and reads {n_out}; export the NIR of this actor's core"
+        )
+    sizes = [layer.out_features for layer in actor.layers]
+    got = [layer.size for layer in hub]
+    if got != sizes:
+        raise ExportError(
+            f"{where}: the core's layers have {'-'.join(map(str, got))} neurons, the actor's "
+            f"{'-'.join(map(str, sizes))}; a core beside a trained actor must keep its layer "
+            "sizes (export a different network without the actor: --from-nir FILE alone)"
         )
     codec = {
         "timesteps_per_action": actor.config.timesteps,

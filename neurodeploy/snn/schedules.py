@@ -111,12 +111,33 @@ def make_schedule(kind: str, **params) -> FixedSlope | IntervalSlope | AdaptiveS
     """Build a schedule by name, e.g. ``make_schedule("interval", k_start=2, k_max=100)``."""
     if kind not in SCHEDULES:
         raise ConfigError(f"unknown slope schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
+    state = {"updates", "average"} & set(params)  # counters a checkpoint restores
+    if state:
+        raise ConfigError(f"slope schedule {kind!r}: {', '.join(sorted(state))} is its state, "
+                          "not a parameter")  # fmt: skip
     try:
         schedule = SCHEDULES[kind](**params)
     except TypeError as exc:
         raise ConfigError(f"slope schedule {kind!r}: {exc}") from None
-    if kind == "adaptive" and not schedule.return_high > schedule.return_low:
-        raise ConfigError("adaptive slope schedule needs return_high > return_low")
-    if kind == "interval" and schedule.interval <= 0:
-        raise ConfigError("interval slope schedule needs interval > 0")
+    got = asdict(schedule)
+    for name, value in got.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value)):
+            raise ConfigError(f"slope schedule {kind!r}: {name} must be a number, not {value!r}")
+    # a slope k <= 0 turns the surrogate's gradient over (arctan) or through a pole (fast_sigmoid)
+    checks = [(f"{name} > 0", got[name] > 0) for name in ("k", "k_start", "k_max") if name in got]
+    if kind == "adaptive":
+        checks += [
+            ("return_high > return_low", got["return_high"] > got["return_low"]),
+            ("0 < beta <= 1", 0 < got["beta"] <= 1),
+        ]
+    if kind == "interval":
+        interval = got["interval"]
+        checks += [
+            ("a whole interval >= 1", interval >= 1 and interval == int(interval)),
+            ("increment >= 0", got["increment"] >= 0),
+        ]
+    for rule, holds in checks:
+        if not holds:
+            raise ConfigError(f"{kind} slope schedule needs {rule} (got {params})")
     return schedule

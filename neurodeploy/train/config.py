@@ -320,6 +320,10 @@ class TrainConfig:
                    "gradient ignores the slope)")
                 + ": use surrogate = 'fast_sigmoid' or 'arctan', or slope_schedule = 'fixed'"
             )  # fmt: skip
+        if self.slope_schedule == "fixed" and "k" in self.slope_params:
+            raise ConfigError(
+                "the fixed slope schedule's k is the option slope: set slope, not slope_params.k"
+            )
         params = {"k": self.slope} if self.slope_schedule == "fixed" else {}
         try:
             make_schedule(self.slope_schedule, **{**params, **self.slope_params})
