@@ -131,6 +131,16 @@ def test_operation_counts_by_hand():
     assert loihi["latency_us"] == pytest.approx((7 * 465 + 5 * 3.5 + 21 * 8.4) / 1e3)
 
 
+def test_a_profile_term_counts_on_its_own():
+    """A profile that publishes the spiking neuron's update energy but not the silent one's
+    is charged for the spiking updates (the silent ones count zero), not for neither."""
+    fig = {"status": "measured", "citation": "by hand"}
+    profile = E.Profile("half", "", {"sop_pj": {**fig, "value": 1.0},
+                                     "neuron_update_active_pj": {**fig, "value": 100.0}})  # fmt: skip
+    ops = {"sops": 1000.0, "neuron_updates": 500.0, "spiking_neuron_steps": 50.0}
+    assert E.energy(profile, ops, macs=10, lava_steps=7)["snn_nj"] == pytest.approx(6.0)
+
+
 def test_every_profile_cites_and_states_status():
     for name in ("loihi", "loihi2", "paper", "cmos45nm"):
         profile = E.load_profile(name)

@@ -378,6 +378,7 @@ FUZZ = [
     ("out under a file", "train pendulum --out {w}/a-file/run", "is a file"),
     ("resume without checkpoint", "train pendulum --resume --out {w}/no-ckpt", "differs"),
     ("run episodes 0", "run {w}/run --episodes 0", "--episodes must be 1"),
+    ("run seed -1", "run {w}/run --episodes 1 --seed -1", "--seed must be 0 or more"),
     ("bench episodes 0", "bench-energy {w}/run --episodes 0", "--episodes must be 1"),
     (
         "export observations",

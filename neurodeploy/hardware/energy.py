@@ -154,15 +154,12 @@ def ann_pj(profile: Profile, macs: int) -> float | None:
 
 def energy(profile: Profile, ops: dict, macs: int, lava_steps: int) -> dict:
     sop_pj = profile.get("sop_pj")
-    active, inactive = (
-        profile.get("neuron_update_active_pj"),
-        profile.get("neuron_update_inactive_pj"),
-    )
+    active = profile.get("neuron_update_active_pj") or 0.0  # a term not published counts zero
+    inactive = profile.get("neuron_update_inactive_pj") or 0.0
     sops = ops["sops"] + ops.get("sops_outside_windows", 0.0)  # all the chip performs
     snn = sops * (sop_pj + (profile.get("sop_weight_read_pj") or 0.0))
-    if active is not None and inactive is not None:
-        spiking = ops["spiking_neuron_steps"] + ops.get("spiking_outside_windows", 0.0)
-        snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
+    spiking = ops["spiking_neuron_steps"] + ops.get("spiking_outside_windows", 0.0)
+    snn += spiking * active + (ops["neuron_updates"] - spiking) * inactive
     ann = ann_pj(profile, macs)
     out = {
         "snn_nj": snn / 1e3,

@@ -147,6 +147,8 @@ def run_policy(
         raise BundleError(f"--episodes must be 1 to {MAX_EPISODES}, not {episodes}")
     if not 1 <= envs <= MAX_ENVS:
         raise BundleError(f"--envs must be 1 to {MAX_ENVS}, not {envs}")
+    if seed < 0:  # gymnasium's reset refuses a negative seed deep in the first episode
+        raise BundleError(f"--seed must be 0 or more, not {seed}")
     if envs > 1 and (on_step is not None or render_mode is not None):
         raise BundleError("recording runs one environment; use --envs 1")
     actor, bundle_env, bundle = open_target(path, kind.needs)
