@@ -20,6 +20,7 @@ from neurodeploy.sweep.spec import (
     parse_seeds,
     point_label,
     read_trial,
+    update_trial,
     write_manifest,
 )
 from neurodeploy.train.config import TrainConfig, save_config
@@ -259,6 +260,15 @@ def test_a_rebuild_keeps_its_apg_and_counts_trials_at_the_sweeps_budget(tmp_path
     counted = [g for g in rebuilt["groups"] if g["finished"]]
     assert [g["label"] for g in counted] == [point_label(resumed.point)]
     assert len(rebuilt["unfinished"]) == 2 * len(ENVS) * 2 - 1  # the sweep's other trials
+    # its trial.json still holds the 3000-step policy's cost (the run was killed before its
+    # new measurement): the 6000-step returns are shown without it, never beside it
+    stale = {"status": "running", "steps": 3000, "sops_per_action": 123.0, "firing_rate": 0.2}
+    update_trial(tmp_path / resumed.name, **stale)
+    (row,) = [g for g in write_report(tmp_path)["groups"] if g["finished"]]
+    assert row["sops_per_action"] is None and row["firing_rate"] is None
+    update_trial(tmp_path / resumed.name, status="done", steps=6000)  # measured at 6000
+    (row,) = [g for g in write_report(tmp_path)["groups"] if g["finished"]]
+    assert row["sops_per_action"]["values"] == [123.0]
 
 
 # --- errors a user can cause ---------------------------------------------------------------

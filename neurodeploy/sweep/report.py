@@ -98,6 +98,14 @@ class TrialRun:
     config: dict = field(default_factory=dict)  # its config.toml ({} when unreadable)
 
     @property
+    def cost(self) -> dict:
+        """The trial record's cost per action (firing rate, SOPs, MACs), only when it was
+        measured on this budget's final policy: a trial extended to more steps keeps the
+        previous budget's figures in trial.json until its new measurement lands."""
+        done = self.record.get("status") == "done"
+        return self.record if done and self.record.get("steps") == self.config.get("steps") else {}
+
+    @property
     def final_return(self) -> float:
         return float(np.mean(self.returns[-FINAL_EVALUATIONS:]))
 
@@ -217,9 +225,9 @@ def build_report(
                 "seeds": [r.seed for r in done],
                 "final_return": stats([r.final_return for r in done]),
                 "max_avg_return": stats([r.max_avg_return for r in done]),
-                "firing_rate": stats([r.record.get("firing_rate") for r in done]),
-                "sops_per_action": stats([r.record.get("sops_per_action") for r in done]),
-                "macs_per_action": stats([r.record.get("macs_per_action") for r in done]),
+                "firing_rate": stats([r.cost.get("firing_rate") for r in done]),
+                "sops_per_action": stats([r.cost.get("sops_per_action") for r in done]),
+                "macs_per_action": stats([r.cost.get("macs_per_action") for r in done]),
                 "mixed_settings": mixed_settings([r.config for r in done]),
             }
         )
