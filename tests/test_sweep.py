@@ -354,6 +354,12 @@ def test_a_rerun_after_the_recipe_changed_refuses_and_keeps_the_manifest(tmp_pat
     path.write_text(json.dumps(manifest))
     write_manifest(tmp_path, SweepSpec("pendulum", [0, 1], spec.grid, {"steps": 9000}))
     assert json.loads(path.read_text())["overrides"] == {"steps": 9000}
+    # a finished trial trained 9000 steps: a rerun at fewer refuses before sweep.json changes
+    update_trial(tmp_path / "neuron=lif" / "seed0", status="done", steps=9000)
+    before = path.read_text()
+    with pytest.raises(ConfigError, match=r"neuron=lif/seed0 has trained 9,000 steps; --steps"):
+        write_manifest(tmp_path, SweepSpec("pendulum", [0, 1], spec.grid, {"steps": 6000}))
+    assert path.read_text() == before
 
 
 def test_a_finished_trial_without_its_checkpoint_is_not_extended_over_its_results(tmp_path):

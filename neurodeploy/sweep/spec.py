@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import ConfigError
-from neurodeploy.train.checkpoint import atomic_write_bytes
+from neurodeploy.train.checkpoint import atomic_write_bytes, checkpoint_step
 from neurodeploy.train.config import TrainConfig, parse_option, parse_value, resolve
 
 MANIFEST = "sweep.json"
@@ -283,9 +283,26 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec) -> tuple[str, list[tuple[Tr
                     f"{b!r} now); rerun with the same options to resume it, or choose another --out"
                 )
         check_settings(sweep_dir, old.get("configs"), new["configs"])
+        check_budget(sweep_dir, configs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(sweep_dir / MANIFEST, (json.dumps(new, indent=2) + "\n").encode())
     return recipe_name, configs
+
+
+def check_budget(sweep_dir: Path, configs: list[tuple[Trial, TrainConfig]]) -> None:
+    """Refuse a rerun with fewer steps than a trial already trained (its checkpoint, or its
+    finished record), before sweep.json is rewritten: every trial would refuse it anyway,
+    after the manifest had forgotten the budget its finished trials were trained for."""
+    for trial, cfg in configs:
+        run_dir = sweep_dir / trial.name
+        record = read_trial(run_dir)
+        finished = record.get("steps") if record.get("status") == "done" else 0
+        done = max(checkpoint_step(run_dir), int(finished or 0))
+        if cfg.steps < done:
+            raise ConfigError(
+                f"{sweep_dir}: trial {trial.name} has trained {done:,} steps; --steps must be "
+                f">= {done}, not {cfg.steps} (a sweep's budget may only be raised)"
+            )
 
 
 def check_settings(sweep_dir: Path, old: dict | None, new: dict) -> None:
