@@ -121,6 +121,41 @@ def test_resume_without_a_checkpoint_is_an_error_and_keeps_the_results(tmp_path)
     assert snapshot(run) == before
 
 
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
+    """A --resume started while another process trains the same directory (or a sweep
+    rerun while its first driver lives) is refused in one line and writes nothing."""
+    import fcntl
+    import os
+
+    from neurodeploy.errors import CheckpointError
+    from neurodeploy.sweep.runner import run_sweep
+    from neurodeploy.sweep.spec import write_manifest
+
+    run = train(tiny(), tmp_path / "r", progress=False)
+    sets = {k: json.loads(v) for k, v in _tiny_sets().items()}
+    spec = SweepSpec(None, [0], {}, {**sets, "env": "Pendulum-v1", "steps": 400})
+    sweep = tmp_path / "sweep"
+    write_manifest(sweep, spec)
+    before = snapshot(run), (sweep / "sweep.json").read_text()
+    held = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in (run, sweep)]
+    try:
+        for fd in held:  # as the other process holds them while it trains
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = subprocess.run(
+            [NEURODEPLOY, "train", "--out", str(run), "--resume", "--steps", "600"]
+            + [a for k, v in _tiny_sets().items() for a in ("--set", f"{k}={v}")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert "being trained by another process" in out.stderr
+        with pytest.raises(CheckpointError, match="being trained by another process"):
+            run_sweep(SweepSpec(None, [0], {}, {**spec.overrides, "steps": 600}), sweep)
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert (snapshot(run), (sweep / "sweep.json").read_text()) == before
+
+
 def _tiny_sets() -> dict:
     cfg = tiny().to_dict()
     keys = ("hidden", "proxy_hidden", "batch_size", "critic_hidden", "timesteps",

@@ -19,6 +19,7 @@ import math
 import os
 import socket
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from neurodeploy.sweep.spec import (
     update_trial,
     write_manifest,
 )
-from neurodeploy.train.checkpoint import checkpoint_step
+from neurodeploy.train.checkpoint import checkpoint_step, run_lock
 from neurodeploy.train.config import TrainConfig
 
 ROLLOUT_SEED_OFFSET = 1000  # the SOP-counting episode uses seed + this (unlike eval seeds)
@@ -66,38 +67,42 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
     torch.set_num_threads(max(1, threads))
     cfg = TrainConfig.from_dict(cfg_dict, f"sweep trial {name}")
     path = Path(run_dir)
-    if not (path / "config.toml").exists():
-        # A fresh trial: with the config in place, train(resume=True) starts from scratch
-        # when there is no checkpoint and resumes when there is one (trial.json may exist).
-        save_config(cfg, path / "config.toml")
-    record = read_trial(path)
-    if record.get("status") == "done" and results_without_checkpoint(path):
-        # finished at another --steps, and its checkpoint/ was deleted since: extending it
-        # would mean training it again from scratch over its results; keep them instead
-        raise CheckpointError(
-            f"{path} finished at {record.get('steps')} steps and has no checkpoint/ to extend "
-            f"to {cfg.steps}; move the directory away to train it again from scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    with run_lock(path):  # a stray worker of an earlier driver may still train it
+        if not (path / "config.toml").exists():
+            # A fresh trial: with the config in place, train(resume=True) starts from scratch
+            # when there is no checkpoint and resumes when there is one (trial.json may exist).
+            save_config(cfg, path / "config.toml")
+        record = read_trial(path)
+        if record.get("status") == "done" and results_without_checkpoint(path):
+            # finished at another --steps, and its checkpoint/ was deleted since: extending it
+            # would mean training it again from scratch over its results; keep them instead
+            raise CheckpointError(
+                f"{path} finished at {record.get('steps')} steps and has no checkpoint/ to extend "
+                f"to {cfg.steps}; move the directory away to train it again from scratch"
+            )
+        # A trial killed before its first checkpoint starts over: the sweep owns its directory.
+        restarted = discard_partial_results(path)
+        attempts = int(record.get("attempts", 0)) + 1
+        resumed_from = checkpoint_step(path)
+        start = time.time()
+        update_trial(
+            path,
+            name=name,
+            status="running",
+            attempts=attempts,
+            resumed_from_step=resumed_from,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=start,
+            error=None,
+            discarded=restarted,
         )
-    # A trial killed before its first checkpoint starts over: the sweep owns its directory.
-    restarted = discard_partial_results(path)
-    attempts = int(record.get("attempts", 0)) + 1
-    resumed_from = checkpoint_step(path)
-    start = time.time()
-    update_trial(
-        path,
-        name=name,
-        status="running",
-        attempts=attempts,
-        resumed_from_step=resumed_from,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        started=start,
-        error=None,
-        discarded=restarted,
-    )
-    train(cfg, path, resume=True, progress=False, device=device)
-    summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
-    return update_trial(path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary)
+        train(cfg, path, resume=True, progress=False, device=device)
+        summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
+        return update_trial(
+            path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary
+        )
 
 
 def measure_policy(run_dir: Path, seed: int) -> dict:
@@ -176,8 +181,17 @@ def run_sweep(
     if num_cpus is not None and num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {num_cpus}")
     out = Path(out).resolve()
-    _, configs = write_manifest(out, spec)  # a bad option fails before anything is written
+    with ExitStack() as hold:
+        if out.is_dir():  # a second driver of the same sweep is refused before it writes
+            hold.enter_context(run_lock(out))
+        _, configs = write_manifest(out, spec)  # a bad option fails before anything is written
+        hold.enter_context(run_lock(out))
+        return _run_sweep(out, configs, address, num_cpus, cpus_per_trial, gpus_per_trial, device,
+                   retries, console, progress)  # fmt: skip
 
+
+def _run_sweep(out, configs, address, num_cpus, cpus_per_trial, gpus_per_trial, device,
+               retries, console, progress) -> SweepResult:  # fmt: skip
     result = SweepResult()
     pending: list[tuple[Trial, TrainConfig]] = []
     for trial, cfg in configs:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -16,6 +18,38 @@ from neurodeploy.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
 BEST_POLICY = "best.pt"  # the policy of the best evaluation so far (policy.pt: the last)
+
+
+_HELD: set[Path] = set()  # run directories this process holds (run_lock is re-entrant)
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an existing run directory for this process while it trains: a second process
+    that would train the same directory (a --resume started twice, a sweep rerun while the
+    first driver's trial still runs) is refused in one line, instead of both writing its
+    checkpoint, metrics and policy. An exclusive ``flock`` on the directory itself: the
+    kernel releases it when the process ends, so a killed run leaves no stale lock."""
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        yield
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(
+                f"{run_dir} is being trained by another process (a sweep or a --resume still "
+                "running); wait for it to end or stop it first"
+            ) from None
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
