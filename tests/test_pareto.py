@@ -191,6 +191,22 @@ def test_energy_options_are_checked(budget_sweep, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_bundle_a_user_exported_from_another_policy_is_kept(budget_sweep, tmp_path):
+    """`neurodeploy export TRIAL/best.pt` lands in TRIAL/bundle-loihi2: the report leaves
+    that bundle as it is and lists the trial as not measured, naming why."""
+    from neurodeploy.export.bundle import export_bundle
+
+    sweep = tmp_path / "copy"
+    shutil.copytree(budget_sweep, sweep, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
+    (sweep / LIF0 / "energy.json").unlink()  # never measured by the report
+    users = export_bundle(sweep / LIF300 / "policy.pt", "loihi2", sweep / LIF0 / BUNDLE,
+                          observations=8)  # fmt: skip
+    before = {f: f.read_bytes() for f in users.iterdir()}
+    pareto = write_report(sweep, hardware=PROFILES, energy_episodes=1)["pareto"]
+    assert "exported from another policy" in pareto["not_measured"][LIF0]
+    assert {f: f.read_bytes() for f in users.iterdir()} == before
+
+
 @pytest.mark.slow
 def test_a_trial_trained_further_is_exported_and_counted_again(budget_sweep, tmp_path):
     """A bundle exported from an earlier policy.pt is replaced: here the trial's policy.pt

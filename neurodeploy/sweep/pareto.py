@@ -93,6 +93,9 @@ def trial_energy(
 
     Exports ``run_dir/policy.pt`` to ``run_dir/bundle-loihi2`` unless that bundle was exported
     from the same policy.pt, and runs bench-energy on it unless its energy.json is current.
+    A bundle there from another policy is replaced only when the report measured that policy
+    before (the trial was extended since); one a user exported (from best.pt, say) is kept
+    and the trial refused.
     Its closed-loop runs on torch and loihi2-sim use the same episodes as the count, so the
     deployed policy's return on Lava is compared with torch's on the same initial states.
 
@@ -118,7 +121,13 @@ def trial_energy(
             )
         files = verify_bundle(bundle)["files"]
         if "policy.net" not in files or files.get("policy.pt") != policy_sha:
-            shutil.rmtree(bundle)  # exported from an earlier policy.pt: export the current one
+            if files.get("policy.pt") != kept.get("policy_sha256") or "policy.net" not in files:
+                raise BundleError(
+                    f"{bundle} was exported from another policy than {run_dir / 'policy.pt'} "
+                    "(best.pt?), not by the report; move it away (export best.pt with --out "
+                    "elsewhere) and run the report again"
+                )
+            shutil.rmtree(bundle)  # the report's own export of an earlier policy.pt: redo it
     if not bundle.exists():
         export_bundle(run_dir, "loihi2", bundle)
     stored = read_energy(bundle)
