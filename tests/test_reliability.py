@@ -642,6 +642,15 @@ def test_an_export_whose_exact_check_differs_writes_nothing(world, tmp_path, mon
     bundle_module.export_bundle(world / "run", "loihi2", out, observations=8, allow_mismatch=True)
     fidelity = json.loads((out / "fidelity.json").read_text())
     assert fidelity["emulator_vs_lava_fixed"]["mismatched_spikes"][-1] == 1
+    # the bundle carries its failed check: a run says so, bench-energy (the emulator
+    # standing in for the chip) refuses
+    from neurodeploy.hardware.bench import bench_energy
+    from neurodeploy.hardware.runner import run_policy
+
+    with pytest.warns(RuntimeWarning, match=r"exported with --allow-mismatch: .*emulator_vs_lava_fixed"):
+        run_policy(out, "emulator", episodes=1, max_steps=2)
+    with pytest.raises(BundleError, match="exported with --allow-mismatch .* not be the chip's"):
+        bench_energy(out, ["loihi2"], episodes=1)
 
 
 def test_a_hardware_profile_value_must_be_a_number(tmp_path, monkeypatch):

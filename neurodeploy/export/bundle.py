@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +108,27 @@ def open_policy(path: Path, needs: str | None = None):
                 "export it from a run directory or policy.pt to run it in closed loop"
             )
         actor, _, _ = read_policy(path / "policy.pt")
-        return actor, manifest["env"], path
+        return actor, manifest["env"], _warn_mismatches(path)
     if (path / "policy.pt").is_file():
         actor, env_id, data = read_policy(path)
-        return actor, env_id, (_run_bundle(path, data, needs) if needs else None)
+        bundle = _run_bundle(path, data, needs) if needs else None
+        return actor, env_id, bundle and _warn_mismatches(bundle)
     raise BundleError(
         f"{path} is neither a run directory (policy.pt), a policy file (.pt) nor a bundle "
         "(manifest.json)"
     )
+
+
+def _warn_mismatches(bundle: Path) -> Path:
+    failed = written_with_mismatches(bundle)
+    if failed:
+        warnings.warn(
+            f"{bundle} was exported with --allow-mismatch: {'; '.join(failed)} (fidelity.json); "
+            "what runs on it may not be what the chip runs",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return bundle
 
 
 RUN_BUNDLES = ("bundle-loihi2", "bundle-lava", "bundle-nir", "bundle-onnx")
@@ -442,11 +456,7 @@ def _export_into(
 
         fidelity["torch_vs_onnx"] = export_onnx(actor, obs, out / "policy.onnx")
 
-    failed = [
-        f"{name} ({sum(c['mismatched_spikes'])} of {sum(c['spikes'])} spikes differ)"
-        for name, c in fidelity.items()
-        if isinstance(c, dict) and c.get("identical") is False
-    ]
+    failed = mismatches(fidelity)
     if failed and not allow_mismatch:
         raise BundleError(
             f"fidelity check failed: {'; '.join(failed)}; no bundle written (pass "
@@ -463,6 +473,21 @@ def _export_into(
         write_readme(out, target, actor is not None)
     _write_manifest(out, target, actor, env_id, core)
     return _publish(out, final)
+
+
+def mismatches(fidelity: dict) -> list[str]:
+    """The checks of a fidelity report that should be identical and are not, in words."""
+    return [
+        f"{name} ({sum(c['mismatched_spikes'])} of {sum(c['spikes'])} spikes differ)"
+        for name, c in fidelity.items()
+        if isinstance(c, dict) and c.get("identical") is False
+    ]
+
+
+def written_with_mismatches(bundle: Path) -> list[str]:
+    """A verified bundle's failed fidelity checks (written with --allow-mismatch): its
+    fidelity.json, which the manifest's hash covers."""
+    return mismatches(json.loads((Path(bundle) / "fidelity.json").read_text()))
 
 
 def _norse_check(graph, enc: np.ndarray, want: np.ndarray) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from neurodeploy.errors import BundleError
 from neurodeploy.export import emulator
+from neurodeploy.export.bundle import written_with_mismatches
 from neurodeploy.export.loihi2 import chip_input
 from neurodeploy.export.netx import read_netx
 from neurodeploy.hardware import energy as E
@@ -31,13 +33,21 @@ def bench_energy(
     latency_episodes: int = 1,
 ) -> dict:
     profiles = E.profiles_used(list(hardware))  # an unknown profile fails before any run
-    actor, env_id, bundle = open_target(Path(path), "policy.net")
+    with warnings.catch_warnings():  # a bundle written with --allow-mismatch: refused below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        actor, env_id, bundle = open_target(Path(path), "policy.net")
     if not isinstance(actor, SpikingActor):
         raise BundleError(f"{path}: bench-energy needs a spiking actor")
     if bundle is None or not (bundle / "policy.net").exists():
         raise BundleError(
             f"{path}: no exported bundle with policy.net; run "
             "`neurodeploy export RUN --target loihi2` first"
+        )
+    failed = written_with_mismatches(bundle)
+    if failed:  # the count runs on the emulator as a stand-in for Lava: it must be the chip's
+        raise BundleError(
+            f"{bundle} was exported with --allow-mismatch ({'; '.join(failed)}): its counts "
+            "would not be the chip's; export it again without mismatches"
         )
     # What ships: the schedule the manifest records, the weights and graded input of policy.net
     schedule = bundle_schedule(bundle)
