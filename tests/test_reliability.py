@@ -252,6 +252,11 @@ def test_a_guide_of_another_env_is_refused_and_the_run_folder_removed(tmp_path):
     assert not (tmp_path / "run").exists()
     scaled = tiny(guide_steps=400, start_steps=300, obs_scale=[1.0, 1.0, 0.25], **STATEFUL)
     assert guide_config(scaled).obs_scale == []  # the SNN's scale, not the guide's
+    # an obs_scale the actor cannot take is refused before the guide trains (not after it)
+    wrong = tiny(guide_steps=400, start_steps=300, obs_scale=[1.0, 0.25], **STATEFUL)
+    with pytest.raises(ConfigError, match="obs_scale has 2 entries; the observation has 3"):
+        train(wrong, tmp_path / "wrong", progress=False)
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_integral_floats_become_ints_and_ints_become_floats():

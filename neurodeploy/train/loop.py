@@ -253,6 +253,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     device = resolve_device(device)
     check_writable_dir(run_dir, "--out")
     env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
+    actor_config(cfg, env)  # the actor's own checks (obs_scale's length), before a guide trains
     eval_env = make_train_env(cfg)
     set_curriculum(eval_env, cfg, 1.0)  # evaluate on the final reward
     created, held = not run_dir.exists(), False
