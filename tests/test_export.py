@@ -83,6 +83,20 @@ def test_onnx_target_runs_in_onnxruntime(small_policy, tmp_path):
     assert action.shape == (4, 1) and np.all(np.abs(action) <= 2.0)
 
 
+def test_an_onnx_graph_off_by_more_than_rounding_is_refused(small_policy, tmp_path, monkeypatch):
+    from neurodeploy.errors import BundleError
+    from neurodeploy.export import onnx_export
+
+    f = fidelity(export_bundle(small_policy, "onnx", tmp_path / "b", observations=16))
+    assert f["torch_vs_onnx"]["within_tolerance"]
+    assert f["torch_vs_onnx"]["tolerance"] == pytest.approx(2.0 * onnx_export.TOLERANCE)
+    # as if onnxruntime's actions were further from torch's than the tolerance allows
+    monkeypatch.setattr(onnx_export, "TOLERANCE", f["torch_vs_onnx"]["max_abs_error"] / 4)
+    with pytest.raises(BundleError, match=r"torch_vs_onnx \(action error .* > "):
+        export_bundle(small_policy, "onnx", tmp_path / "c", observations=16)
+    assert not (tmp_path / "c").exists()
+
+
 def test_loihi_trained_actor_exports_bit_exact(tmp_path):
     policy = save_policy(tmp_path, hidden=[40, 20], neuron=NeuronConfig("loihi"))
     bundle = export_bundle(policy, "loihi2", tmp_path / "b", observations=16)
@@ -91,6 +105,7 @@ def test_loihi_trained_actor_exports_bit_exact(tmp_path):
     # trained on the chip's grid: the fixed-point network IS the torch actor
     assert f["float_vs_fixed"]["identical_output_spike_fraction"] == 1.0
     assert f["float_vs_fixed"]["action_max_error"] < 1e-6
+    assert f["torch_vs_fixed"]["identical"] and sum(f["torch_vs_fixed"]["spikes"]) > 0
 
 
 @pytest.mark.parametrize("observations", [32, pytest.param(256, marks=pytest.mark.slow)])

@@ -476,12 +476,19 @@ def _export_into(
 
 
 def mismatches(fidelity: dict) -> list[str]:
-    """The checks of a fidelity report that should be identical and are not, in words."""
-    return [
-        f"{name} ({sum(c['mismatched_spikes'])} of {sum(c['spikes'])} spikes differ)"
-        for name, c in fidelity.items()
-        if isinstance(c, dict) and c.get("identical") is False
-    ]
+    """The checks of a fidelity report that should be identical (or within their tolerance)
+    and are not, in words."""
+    failed = []
+    for name, c in fidelity.items():
+        if not isinstance(c, dict):
+            continue
+        if c.get("identical") is False:
+            spikes, differ = sum(c["spikes"]), sum(c["mismatched_spikes"])
+            failed.append(f"{name} ({differ} of {spikes} spikes differ)")
+        if c.get("within_tolerance") is False:
+            error, tolerance = c["max_abs_error"], c["tolerance"]
+            failed.append(f"{name} (action error {error:.3g} > {tolerance:.3g})")
+    return failed
 
 
 def written_with_mismatches(bundle: Path) -> list[str]:
@@ -547,11 +554,16 @@ def _loihi2(
         float_vs_fixed.update(
             action_rmse=float(err.pow(2).mean().sqrt()), action_max_error=float(err.max())
         )
-    return {
+    checks = {
         "emulator_vs_lava_fixed": _compare(emu, lava),
         "netx_vs_lava_fixed": _compare([netx_out], [lava[-1]]),
         "float_vs_fixed": float_vs_fixed,
     }
+    if torch_actions is not None and actor.config.neuron.model == "loihi":
+        # trained on the chip's grid: the fixed-point network must be the torch actor, every
+        # layer spike for spike (for other neurons float_vs_fixed measures the quantisation)
+        checks["torch_vs_fixed"] = _compare(reference, emu)
+    return checks
 
 
 # written into a bundle later (bench-energy): results about the bundle, not part of it

@@ -88,7 +88,7 @@ def auto_vth(layer: Layer) -> int:
 def quantize_layer(layer: Layer, index: int) -> tuple[FixedLayer, dict]:
     """The fixed-point layer and its quantisation facts (weight_exp, clipped fraction, error)."""
     where = f"layer {index}"
-    fix = "train with per_neuron=False (the default) or export with --target lava/nir"
+    fix = "train with per_neuron=False (the default) or export with --target nir"
     decay = _uniform(layer.decay, "membrane decay", where, fix)
     current_decay = _uniform(layer.current_decay, "current decay", where, fix)
     dv = int(round(4096 * (1.0 - decay)))

@@ -334,8 +334,10 @@ def simulate_nir(
 
     The reference for a foreign graph (``--from-nir``): it reads the NIR parameters as
     written (tau, r, w_in, v_leak at dt), not the compiled layers, so the compiler's
-    reading of the time unit is checked too. ``stateful``: each layer one step late, as
-    on Lava. Returns each layer's spike trains [T, B, n].
+    folding of r, w_in and v_leak into the layers is checked. The time unit is not: both
+    sides read dt through ``graph_dt`` and ``_step_fraction`` (the interop tests check it
+    against snnTorch and norse themselves). ``stateful``: each layer one step late, as on
+    Lava. Returns each layer's spike trains [T, B, n].
     """
     dt = graph_dt(graph, "NIR graph", dt)
     trains, x = [], spikes_in.astype(np.float64)
