@@ -96,6 +96,13 @@ def test_best_policy_is_the_best_evaluated_one(tmp_path):
     last = actor_from_payload(torch.load(run / "policy.pt", weights_only=True))
     returns, _ = evaluate(last, make_train_env(cfg), 2, cfg.seed + EVAL_SEED_OFFSET)
     assert np.mean(returns) == pytest.approx(evals[-1], rel=1e-5)
+    # a best.pt written after the last checkpoint (by an evaluation that a kill discarded)
+    # is put back to the checkpoint's own on resume
+    kept = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(b"written by a discarded evaluation")
+    train(tiny_config(algo="td3", neuron="ann", steps=1410, eval_every=350, eval_episodes=2),
+          run, resume=True, progress=False)  # fmt: skip
+    assert (run / "best.pt").read_bytes() == kept
 
 
 def test_proxy_gets_no_gradient_into_the_actor():

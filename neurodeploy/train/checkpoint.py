@@ -127,6 +127,32 @@ def load_checkpoint(path: Path) -> dict:
 # --- the run directory's layout: export, sweep and the loop read it through these ----------
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
+
+
+def kept_best(run_dir: Path) -> torch.Tensor | None:
+    """best.pt's bytes, for the checkpoint: a resume puts back the best policy of the
+    checkpoint's own timeline (:func:`restore_best`)."""
+    path = Path(run_dir) / BEST_POLICY
+    return (
+        torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        if path.is_file()
+        else None
+    )
+
+
+def restore_best(run_dir: Path, kept: torch.Tensor | None) -> None:
+    """Write back the best.pt a checkpoint kept. best.pt may have been written after that
+    checkpoint, by an evaluation the kill discarded (its metrics row is dropped too); a
+    replay that does not repeat it (another device) would leave a best.pt no row records.
+    A checkpoint from before best.pt existed removes it; one written before checkpoints
+    kept it (no key at all) leaves it alone."""
+    path = Path(run_dir) / BEST_POLICY
+    if kept is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(path, kept.numpy().tobytes())
+
+
 RESULT_FILES = ("metrics.csv", "policy.pt", BEST_POLICY)  # what a run writes as it trains
 
 

@@ -38,8 +38,10 @@ from neurodeploy.train.checkpoint import (
     checkpoint_path,
     checkpoint_step,
     discard_partial_results,
+    kept_best,
     load_checkpoint,
     remove_stale_tmp,
+    restore_best,
     results_without_checkpoint,
     run_lock,
     save_checkpoint,
@@ -277,7 +279,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                      "best_eval": -math.inf}  # fmt: skip
             losses: dict[str, list] = {}  # the updates' losses since the last metrics row
             if ckpt_path is not None:
-                state, losses = _restore(ckpt_path, agent, rng, env, device)
+                state, losses = _restore(run_dir, ckpt_path, agent, rng, env, device)
                 save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
         except Exception:
             if created and held:
@@ -481,12 +483,13 @@ def _checkpoint(run_dir, agent, rng, env, state, losses, device) -> None:
             **rng_states(device),
             "env_rng": env.unwrapped.np_random.bit_generator.state,
             "counters": dict(state),
+            "best_policy": kept_best(run_dir),
         },
         checkpoint_path(run_dir),
     )
 
 
-def _restore(path: Path, agent: Agent, rng, env, device) -> tuple[dict, dict]:
+def _restore(run_dir: Path, path: Path, agent: Agent, rng, env, device) -> tuple[dict, dict]:
     """Load the checkpoint into the run; returns its counters and the losses logged since
     the last metrics row (none from a checkpoint written before they were kept)."""
     ckpt = load_checkpoint(path)
@@ -498,6 +501,8 @@ def _restore(path: Path, agent: Agent, rng, env, device) -> tuple[dict, dict]:
         set_rng_states(ckpt, device)
         env.unwrapped.np_random.bit_generator.state = ckpt["env_rng"]
         _apply_slope(agent)
+        if "best_policy" in ckpt:
+            restore_best(run_dir, ckpt["best_policy"])
         return dict(ckpt["counters"]), {k: list(v) for k, v in ckpt.get("losses", {}).items()}
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this run ({exc})") from None

@@ -39,8 +39,10 @@ from neurodeploy.envs import check_observation
 from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.train.buffer import Batch, ReplayBuffer
 from neurodeploy.train.checkpoint import (
+    kept_best,
     load_checkpoint,
     remove_stale_tmp,
+    restore_best,
     results_without_checkpoint,
     save_checkpoint,
 )
@@ -325,6 +327,7 @@ def _checkpoint(path: Path, seeds, td3: TD3, schedule, lanes: list[Lane], step: 
             "obs": torch.from_numpy(np.array(lane.obs)),
             "counters": dict(lane.counters),
             "losses": dict(lane.losses),
+            "best_policy": kept_best(lane.run_dir),
         }
         for lane in lanes
     ]
@@ -349,6 +352,8 @@ def _restore(ckpt: dict, seeds, steps: int, td3: TD3, schedule, lanes: list[Lane
             lane.rng.bit_generator.state = saved["numpy_rng"]
             lane.generator.set_state(saved["torch_rng"].to(lane.generator.device))
             lane.counters, lane.losses = dict(saved["counters"]), dict(saved["losses"])
+            if "best_policy" in saved:
+                restore_best(lane.run_dir, saved["best_policy"])
             episode = dict(saved["episode"])
             episode["actions"] = list(episode["actions"].numpy())
             lane.replay(episode, saved["obs"].numpy())
