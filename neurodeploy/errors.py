@@ -35,3 +35,7 @@ class SweepError(NeurodeployError):
 
 class RecordError(NeurodeployError):
     """A recording cannot be written (file type, folder, renderer or encoder)."""
+
+
+class MismatchWarning(RuntimeWarning):
+    """A deploy bundle was written with --allow-mismatch: a fidelity check failed."""

@@ -135,8 +135,8 @@ def test_a_profile_term_counts_on_its_own():
     """A profile that publishes the spiking neuron's update energy but not the silent one's
     is charged for the spiking updates (the silent ones count zero), not for neither."""
     fig = {"status": "measured", "citation": "by hand"}
-    profile = E.Profile("half", "", {"sop_pj": {**fig, "value": 1.0},
-                                     "neuron_update_active_pj": {**fig, "value": 100.0}})  # fmt: skip
+    figures = {"sop_pj": {**fig, "value": 1.0}, "neuron_update_active_pj": {**fig, "value": 100.0}}
+    profile = E.Profile("half", "", figures)
     ops = {"sops": 1000.0, "neuron_updates": 500.0, "spiking_neuron_steps": 50.0}
     assert E.energy(profile, ops, macs=10, lava_steps=7)["snn_nj"] == pytest.approx(6.0)
 

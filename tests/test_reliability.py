@@ -652,7 +652,7 @@ def test_an_export_whose_exact_check_differs_writes_nothing(world, tmp_path, mon
     from neurodeploy.hardware.bench import bench_energy
     from neurodeploy.hardware.runner import run_policy
 
-    with pytest.warns(RuntimeWarning, match=r"exported with --allow-mismatch: .*emulator_vs_lava_fixed"):
+    with pytest.warns(RuntimeWarning, match=r"with --allow-mismatch: .*emulator_vs_lava_fixed"):
         run_policy(out, "emulator", episodes=1, max_steps=2)
     with pytest.raises(BundleError, match="exported with --allow-mismatch .* not be the chip's"):
         bench_energy(out, ["loihi2"], episodes=1)

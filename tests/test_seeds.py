@@ -90,15 +90,29 @@ def test_a_leaked_random_stream_is_caught(tmp_path, solo_runs, monkeypatch):
 def test_resume_continues_exactly(tmp_path):
     """A run stopped mid-episode (step 150 of 200-step episodes) and resumed ends with the
     same weights, bit for bit, as one that never stopped."""
+    import fcntl
+    import os
+
     cfg = small_config(steps=250)
     whole = train_seeds(cfg, [3, 4], tmp_path / "whole", progress=False, device="cpu")
     train_seeds(replace(cfg, steps=150), [3, 4], tmp_path / "parts", progress=False, device="cpu")
+    # a best.pt the kill's discarded timeline wrote: the checkpoint's own is put back
+    (tmp_path / "parts" / "seed4" / "best.pt").write_bytes(b"from a discarded evaluation")
+    # while a solo --resume trains seed3, the group is refused before it writes
+    fd = os.open(tmp_path / "parts" / "seed3", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CheckpointError, match="seed3 is being trained by another process"):
+            train_seeds(cfg, [3, 4], tmp_path / "parts", resume=True, progress=False, device="cpu")
+    finally:
+        os.close(fd)
     parts = train_seeds(cfg, [3, 4], tmp_path / "parts", resume=True, progress=False, device="cpu")
     for a, b in zip(whole, parts, strict=True):
         wa, wb = weights(a), weights(b)
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
         assert [r["eval_return_mean"] for r in rows(a)] == [r["eval_return_mean"] for r in rows(b)]
         assert read_config(b / "config.toml") == read_config(a / "config.toml")  # steps 250
+        assert (a / "best.pt").read_bytes() == (b / "best.pt").read_bytes()
 
 
 def test_a_changed_environment_refuses_to_resume(tmp_path):

@@ -193,6 +193,8 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
             return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in csv.DictReader(f)]
 
     assert logged(killed_dir) == logged(tmp_path / "full")
+    best = [(run / "best.pt").read_bytes() for run in (killed_dir, tmp_path / "full")]
+    assert best[0] == best[1]  # the best evaluation's policy, byte for byte
 
 
 def test_unknown_env_is_one_clear_line(tmp_path):

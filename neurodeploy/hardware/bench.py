@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neurodeploy.errors import BundleError
+from neurodeploy.errors import BundleError, MismatchWarning
 from neurodeploy.export import emulator
 from neurodeploy.export.bundle import written_with_mismatches
 from neurodeploy.export.loihi2 import chip_input
@@ -34,7 +34,7 @@ def bench_energy(
 ) -> dict:
     profiles = E.profiles_used(list(hardware))  # an unknown profile fails before any run
     with warnings.catch_warnings():  # a bundle written with --allow-mismatch: refused below
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", MismatchWarning)
         actor, env_id, bundle = open_target(Path(path), "policy.net")
     if not isinstance(actor, SpikingActor):
         raise BundleError(f"{path}: bench-energy needs a spiking actor")

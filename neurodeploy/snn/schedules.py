@@ -124,8 +124,10 @@ def make_schedule(kind: str, **params) -> FixedSlope | IntervalSlope | AdaptiveS
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not (number and math.isfinite(value)):
             raise ConfigError(f"slope schedule {kind!r}: {name} must be a number, not {value!r}")
-    # a slope k <= 0 turns the surrogate's gradient over (arctan) or through a pole (fast_sigmoid)
-    checks = [(f"{name} > 0", got[name] > 0) for name in ("k", "k_start", "k_max") if name in got]
+    # a slope k <= 0 turns the surrogate's gradient over (arctan) or through a pole
+    # (fast_sigmoid); the adaptive schedule clamps its k to [1, 100] itself
+    slopes = {"fixed": ("k",), "interval": ("k_start", "k_max")}.get(kind, ())
+    checks = [(f"{name} > 0", got[name] > 0) for name in slopes]
     if kind == "adaptive":
         checks += [
             ("return_high > return_low", got["return_high"] > got["return_low"]),

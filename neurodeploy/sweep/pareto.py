@@ -45,6 +45,7 @@ from neurodeploy.sweep.spec import format_value, grid_points, point_label, stats
 
 PARETO_KEYS = ("sop_budget", "hidden")  # a grid with several values of one of these
 BUNDLE = "bundle-loihi2"  # inside each trial, as `neurodeploy export RUN --target loihi2`
+MARK = "exported-by-report"  # in a bundle the report exported: the only kind it replaces
 STORED = "energy.json"  # inside each trial: bench-energy's report, with policy.pt's SHA-256
 ENERGY_EPISODES = 3  # bench-energy's default
 ENERGY_SEED = 0  # bench-energy's: every trial meets the same initial states
@@ -93,9 +94,9 @@ def trial_energy(
 
     Exports ``run_dir/policy.pt`` to ``run_dir/bundle-loihi2`` unless that bundle was exported
     from the same policy.pt, and runs bench-energy on it unless its energy.json is current.
-    A bundle there from another policy is replaced only when the report measured that policy
-    before (the trial was extended since); one a user exported (from best.pt, say) is kept
-    and the trial refused.
+    A bundle there from another policy is replaced only when the report exported it (its
+    ``exported-by-report`` file; the trial was extended since); one a user exported (from
+    best.pt, say) is kept and the trial refused.
     Its closed-loop runs on torch and loihi2-sim use the same episodes as the count, so the
     deployed policy's return on Lava is compared with torch's on the same initial states.
 
@@ -121,15 +122,22 @@ def trial_energy(
             )
         files = verify_bundle(bundle)["files"]
         if "policy.net" not in files or files.get("policy.pt") != policy_sha:
-            if files.get("policy.pt") != kept.get("policy_sha256") or "policy.net" not in files:
+            if not (bundle / MARK).is_file():
                 raise BundleError(
                     f"{bundle} was exported from another policy than {run_dir / 'policy.pt'} "
                     "(best.pt?), not by the report; move it away (export best.pt with --out "
                     "elsewhere) and run the report again"
                 )
             shutil.rmtree(bundle)  # the report's own export of an earlier policy.pt: redo it
-    if not bundle.exists():
-        export_bundle(run_dir, "loihi2", bundle)
+    if not bundle.exists():  # exported and marked as the report's, then put in place at once
+        staged = run_dir / f".{BUNDLE}.report"
+        shutil.rmtree(staged, ignore_errors=True)
+        export_bundle(run_dir, "loihi2", staged)
+        (staged / MARK).write_text(
+            "`neurodeploy report` exported this bundle from policy.pt; a later report replaces "
+            "it when policy.pt changes\n"
+        )
+        staged.rename(bundle)
     stored = read_energy(bundle)
     if not is_current(stored, profiles, episodes, seed):
         stored = bench_energy(bundle, profiles, episodes, seed, latency_episodes=episodes)

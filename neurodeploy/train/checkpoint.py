@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 f"{run_dir} is being trained by another process (a sweep or a --resume still "
                 "running); wait for it to end or stop it first"
             ) from None
+        except OSError as exc:  # NFS or Lustre without flock: train, but say it is unguarded
+            warnings.warn(
+                f"{run_dir}: this filesystem cannot lock the run directory ({exc.strerror}); "
+                "nothing stops a second process from training it at the same time",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         _HELD.add(key)
         try:
             yield
