@@ -232,6 +232,27 @@ def reference_check(report: dict) -> str:
     )
 
 
+IDP_BAR = 9_000.0  # issue 15: every PT-LIF seed's max evaluation on IDP at 50k steps
+
+
+def idp_check(env: str, report: dict) -> str:
+    """Issue 15's IDP criterion, per PT-LIF seed, on an IDP budget."""
+    if BUDGETS[env][0] != "idp":
+        return ""
+    group = next((g for g in report["groups"] if g["label"] == "algo=pt-td3,neuron=lif"), None)
+    if not group or not group["max_avg_return"]:
+        return ""
+    values = group["max_avg_return"]["values"]
+    per_seed = ", ".join(f"seed {k} {v:,.1f}" for k, v in zip(group["seeds"], values, strict=True))
+    missed = [k for k, v in zip(group["seeds"], values, strict=True) if v < IDP_BAR]
+    verdict = f"missed on seed {', '.join(map(str, missed))}" if missed else "holds"
+    left = group["trials"] - group["finished"]
+    return (
+        f"\n\nIssue 15's IDP criterion (every PT-LIF seed's max evaluation >= {IDP_BAR:,.0f}): "
+        f"{per_seed}: {verdict}" + (f" ({left} seed(s) not finished)." if left else ".")
+    )
+
+
 def render(env: str, report: dict) -> None:
     """Write the docs/results.md section of ``env`` from its published report alone."""
     text = markdown(report).replace("](curves.png)", f"](../results/{env}/curves.png)")
@@ -245,7 +266,7 @@ def render(env: str, report: dict) -> None:
         f"{sets}`{reference}. Rebuild the table with `neurodeploy report results/{env}` and "
         f"this section with `python benchmarks/training_results.py render {env}`.\n\n{body}"
     )
-    body += reference_check(report) + table1(env, report)
+    body += reference_check(report) + idp_check(env, report) + table1(env, report)
     print(body)
     write_section(f"training_{env}", f"Training results: {env} (issue 15)", body)
 

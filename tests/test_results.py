@@ -39,3 +39,16 @@ def test_report_rebuilds_the_committed_table(env, tmp_path):
     assert not list(copy.glob("*/*/bundle-*"))  # nothing was exported again
     assert (copy / "curves.png").stat().st_size > 0
     assert "| group | seeds | final return |" in out.stdout
+
+
+def test_the_short_idp_recipe_is_what_the_idp_lr_results_trained():
+    """train/idp-50k.toml resolves to the settings of results/idp-lr's PT-LIF trials (every
+    option but the seed), so the recipe a user runs is the one measured there."""
+    from neurodeploy.train.config import read_config, resolve
+
+    cfg, _ = resolve("idp-50k", {})
+    trials = sorted((RESULTS / "idp-lr" / "algo=pt-td3,neuron=lif").glob("seed*/config.toml"))
+    assert trials
+    for path in trials:
+        trained = read_config(path)
+        assert {**trained.to_dict(), "seed": 0} == {**cfg.to_dict(), "seed": 0}, path
