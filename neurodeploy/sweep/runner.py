@@ -60,49 +60,51 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
     """
     import torch
 
-    from neurodeploy.train.checkpoint import discard_partial_results, results_without_checkpoint
-    from neurodeploy.train.config import save_config
-    from neurodeploy.train.loop import train
-
     torch.set_num_threads(max(1, threads))
     cfg = TrainConfig.from_dict(cfg_dict, f"sweep trial {name}")
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     with run_lock(path):  # a stray worker of an earlier driver may still train it
-        if not (path / "config.toml").exists():
-            # A fresh trial: with the config in place, train(resume=True) starts from scratch
-            # when there is no checkpoint and resumes when there is one (trial.json may exist).
-            save_config(cfg, path / "config.toml")
-        record = read_trial(path)
-        if record.get("status") == "done" and results_without_checkpoint(path):
-            # finished at another --steps, and its checkpoint/ was deleted since: extending it
-            # would mean training it again from scratch over its results; keep them instead
-            raise CheckpointError(
-                f"{path} finished at {record.get('steps')} steps and has no checkpoint/ to extend "
-                f"to {cfg.steps}; move the directory away to train it again from scratch"
-            )
-        # A trial killed before its first checkpoint starts over: the sweep owns its directory.
-        restarted = discard_partial_results(path)
-        attempts = int(record.get("attempts", 0)) + 1
-        resumed_from = checkpoint_step(path)
-        start = time.time()
-        update_trial(
-            path,
-            name=name,
-            status="running",
-            attempts=attempts,
-            resumed_from_step=resumed_from,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            started=start,
-            error=None,
-            discarded=restarted,
+        return _run_trial(cfg, path, name, device)
+
+
+def _run_trial(cfg: TrainConfig, path: Path, name: str, device: str) -> dict:
+    from neurodeploy.train.checkpoint import discard_partial_results, results_without_checkpoint
+    from neurodeploy.train.config import save_config
+    from neurodeploy.train.loop import train
+
+    if not (path / "config.toml").exists():
+        # A fresh trial: with the config in place, train(resume=True) starts from scratch
+        # when there is no checkpoint and resumes when there is one (trial.json may exist).
+        save_config(cfg, path / "config.toml")
+    record = read_trial(path)
+    if record.get("status") == "done" and results_without_checkpoint(path):
+        # finished at another --steps, and its checkpoint/ was deleted since: extending it
+        # would mean training it again from scratch over its results; keep them instead
+        raise CheckpointError(
+            f"{path} finished at {record.get('steps')} steps and has no checkpoint/ to extend "
+            f"to {cfg.steps}; move the directory away to train it again from scratch"
         )
-        train(cfg, path, resume=True, progress=False, device=device)
-        summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
-        return update_trial(
-            path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary
-        )
+    # A trial killed before its first checkpoint starts over: the sweep owns its directory.
+    restarted = discard_partial_results(path)
+    attempts = int(record.get("attempts", 0)) + 1
+    resumed_from = checkpoint_step(path)
+    start = time.time()
+    update_trial(
+        path,
+        name=name,
+        status="running",
+        attempts=attempts,
+        resumed_from_step=resumed_from,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started=start,
+        error=None,
+        discarded=restarted,
+    )
+    train(cfg, path, resume=True, progress=False, device=device)
+    summary = measure_policy(path, cfg.seed + ROLLOUT_SEED_OFFSET)
+    return update_trial(path, status="done", steps=cfg.steps, wall_s=time.time() - start, **summary)
 
 
 def measure_policy(run_dir: Path, seed: int) -> dict:

@@ -251,7 +251,12 @@ def load_or_train_guide(cfg: TrainConfig, run_dir: Path, progress: bool,
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True,
           device: str = "auto") -> Path:  # fmt: skip
     """Train to ``cfg.steps`` environment steps on ``device``; returns the run directory."""
-    run_dir = Path(run_dir)
+    with ExitStack() as hold:  # the run directory's lock (checkpoint.run_lock), to the end
+        return _train(cfg, Path(run_dir), resume, progress, device, hold)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, device: str,
+           hold: ExitStack) -> Path:  # fmt: skip
     device = resolve_device(device)
     check_writable_dir(run_dir, "--out")
     env = make_train_env(cfg, cfg.seed)  # fails early, before anything is written
@@ -259,136 +264,135 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     eval_env = make_train_env(cfg)
     set_curriculum(eval_env, cfg, 1.0)  # evaluate on the final reward
     created, held = not run_dir.exists(), False
-    with ExitStack() as hold:
-        try:
-            if not created:  # held before its checkpoint is read: no other process trains it
-                hold.enter_context(run_lock(run_dir))
-            ckpt_path = prepare_run_dir(run_dir, cfg, resume, env)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            hold.enter_context(run_lock(run_dir))  # a fresh run's, now that it exists
-            held = True  # (a fresh folder another process holds is not this run's to remove)
-            for folder in (run_dir, run_dir / "checkpoint"):
-                remove_stale_tmp(folder)  # left by a write that a kill interrupted
-            if ckpt_path is None:
-                save_config(cfg, run_dir / "config.toml")
-            guide = load_or_train_guide(cfg, run_dir, progress, device)
+    try:
+        if not created:  # held before its checkpoint is read: no other process trains it
+            hold.enter_context(run_lock(run_dir))
+        ckpt_path = prepare_run_dir(run_dir, cfg, resume, env)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(run_lock(run_dir))  # a fresh run's, now that it exists
+        held = True  # (a fresh folder another process holds is not this run's to remove)
+        for folder in (run_dir, run_dir / "checkpoint"):
+            remove_stale_tmp(folder)  # left by a write that a kill interrupted
+        if ckpt_path is None:
+            save_config(cfg, run_dir / "config.toml")
+        guide = load_or_train_guide(cfg, run_dir, progress, device)
 
-            agent = Agent.build(cfg, env, device)
-            rng = np.random.default_rng(cfg.seed)
-            state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
-                     "best_eval": -math.inf}  # fmt: skip
-            losses: dict[str, list] = {}  # the updates' losses since the last metrics row
-            if ckpt_path is not None:
-                state, losses = _restore(run_dir, ckpt_path, agent, rng, env, device)
-                save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
-        except Exception:
-            if created and held:
-                _remove_stub(run_dir)
-            raise
-        set_curriculum(env, cfg, state["step"] / cfg.steps)
-        # after a restore: the same reset the uninterrupted run made at this boundary
-        obs, info = env.reset(seed=None if ckpt_path else cfg.seed)
-        check_observation(obs, cfg.env, state["step"])
-        metrics = Metrics(
-            run_dir,
-            getattr(agent.actor, "layer_names", []),
-            resume_step=state["step"] if ckpt_path else None,
-            title=f"{cfg.env} · run {run_dir.name} · {cfg.algo}, {cfg.neuron}, {cfg.mode}",
-        )
+        agent = Agent.build(cfg, env, device)
+        rng = np.random.default_rng(cfg.seed)
+        state = {"step": 0, "episodes": 0, "last_return": math.nan, "last_eval": math.nan,
+                 "best_eval": -math.inf}  # fmt: skip
+        losses: dict[str, list] = {}  # the updates' losses since the last metrics row
+        if ckpt_path is not None:
+            state, losses = _restore(run_dir, ckpt_path, agent, rng, env, device)
+            save_config(cfg, run_dir / "config.toml")  # accepted: only steps may differ
+    except Exception:
+        if created and held:
+            _remove_stub(run_dir)
+        raise
+    set_curriculum(env, cfg, state["step"] / cfg.steps)
+    # after a restore: the same reset the uninterrupted run made at this boundary
+    obs, info = env.reset(seed=None if ckpt_path else cfg.seed)
+    check_observation(obs, cfg.env, state["step"])
+    metrics = Metrics(
+        run_dir,
+        getattr(agent.actor, "layer_names", []),
+        resume_step=state["step"] if ckpt_path else None,
+        title=f"{cfg.env} · run {run_dir.name} · {cfg.algo}, {cfg.neuron}, {cfg.mode}",
+    )
 
-        half_range = (agent.action_high - agent.action_low) / 2
-        stateful = cfg.mode == "stateful" and cfg.neuron != "ann"
-        episode_return, episode_step, last_ckpt = 0.0, 0, state["step"]
-        share = _guide_share(cfg, state["step"])
-        tick, tick_step = time.perf_counter(), state["step"]
-        bar = _progress(progress)
-        # no terminal (nohup, CI): a plain line every 30 s; the random-action phase has no guide
-        random_until = cfg.start_steps if guide is None else 0
-        lines = ProgressLines(cfg.steps, random_until, state["step"], enabled=not progress)
-        task = bar.add_task(
-            "train", total=cfg.steps, completed=state["step"], sps=0.0, last_eval=state["last_eval"]
-        )
-        with bar, lines:
-            while state["step"] < cfg.steps:
-                step = state["step"]
-                snn_action = guide_action = None
-                if stateful or (step >= cfg.start_steps and guide is None):
-                    with torch.no_grad():  # a stateful actor runs every step to carry its state
-                        x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
-                        snn_action = agent.actor(x)[0].cpu().numpy()
+    half_range = (agent.action_high - agent.action_low) / 2
+    stateful = cfg.mode == "stateful" and cfg.neuron != "ann"
+    episode_return, episode_step, last_ckpt = 0.0, 0, state["step"]
+    share = _guide_share(cfg, state["step"])
+    tick, tick_step = time.perf_counter(), state["step"]
+    bar = _progress(progress)
+    # no terminal (nohup, CI): a plain line every 30 s; the random-action phase has no guide
+    random_until = cfg.start_steps if guide is None else 0
+    lines = ProgressLines(cfg.steps, random_until, state["step"], enabled=not progress)
+    task = bar.add_task(
+        "train", total=cfg.steps, completed=state["step"], sps=0.0, last_eval=state["last_eval"]
+    )
+    with bar, lines:
+        while state["step"] < cfg.steps:
+            step = state["step"]
+            snn_action = guide_action = None
+            if stateful or (step >= cfg.start_steps and guide is None):
+                with torch.no_grad():  # a stateful actor runs every step to carry its state
+                    x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
+                    snn_action = agent.actor(x)[0].cpu().numpy()
+            if guide is not None:
+                guide_action = guide.act(obs, info)
+            if guide is not None and episode_step < share:
+                action = guide_action
+            elif step < cfg.start_steps:
+                action = rng.uniform(agent.action_low, agent.action_high).astype(np.float32)
+            else:
+                action = snn_action
+            if not (step < cfg.start_steps and guide is None):
+                noise = rng.normal(0.0, cfg.expl_noise * half_range)
+                action = np.clip(action + noise, agent.action_low, agent.action_high)
+            action = np.asarray(action, np.float32)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            check_observation(next_obs, cfg.env, step + 1)
+            if guide is not None:
+                guide.executed(action)
+            extra = {"guide_action": guide_action} if cfg.sequence_length else {}
+            agent.buffer.add(obs, action, reward, next_obs, terminated, **extra)
+            obs, episode_return = next_obs, episode_return + float(reward)
+            state["step"] = step = step + 1
+            episode_step += 1
+
+            if step > cfg.start_steps and step % cfg.update_every == 0 and _ready(agent.buffer):
+                set_learning_rates(agent.td3, cfg, step)
+                result = agent.td3.update(lambda: agent.buffer.sample(cfg.batch_size, rng))
+                for k, v in result.items():
+                    losses.setdefault(k, []).append(v)
+                agent.schedule.step()
+                _apply_slope(agent)
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
+                extra = {"guide_share": float(share) if guide is not None else math.nan}
+                log_evaluation(agent.actor, eval_env, cfg, run_dir, metrics, state, losses,
+                               step, sps, float(agent.schedule.value), extra)  # fmt: skip
+                tick, tick_step = time.perf_counter(), step
+            if terminated or truncated:
+                agent.buffer.end_episode()
+                agent.schedule.observe_return(episode_return)
+                _apply_slope(agent)
+                if hasattr(agent.td3, "bc_weight"):
+                    agent.td3.bc_weight = bc_weight(cfg, step)
+                state["episodes"] += 1
+                state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
+                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
+                    _checkpoint(run_dir, agent, rng, env, state, losses, device)
+                    last_ckpt = step
+                set_curriculum(env, cfg, step / cfg.steps)
+                share = _guide_share(cfg, step)
+                obs, info = env.reset()
+                agent.actor.reset()
                 if guide is not None:
-                    guide_action = guide.act(obs, info)
-                if guide is not None and episode_step < share:
-                    action = guide_action
-                elif step < cfg.start_steps:
-                    action = rng.uniform(agent.action_low, agent.action_high).astype(np.float32)
-                else:
-                    action = snn_action
-                if not (step < cfg.start_steps and guide is None):
-                    noise = rng.normal(0.0, cfg.expl_noise * half_range)
-                    action = np.clip(action + noise, agent.action_low, agent.action_high)
-                action = np.asarray(action, np.float32)
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                check_observation(next_obs, cfg.env, step + 1)
-                if guide is not None:
-                    guide.executed(action)
-                extra = {"guide_action": guide_action} if cfg.sequence_length else {}
-                agent.buffer.add(obs, action, reward, next_obs, terminated, **extra)
-                obs, episode_return = next_obs, episode_return + float(reward)
-                state["step"] = step = step + 1
-                episode_step += 1
+                    guide.reset()
+                check_observation(obs, cfg.env, step)
 
-                if step > cfg.start_steps and step % cfg.update_every == 0 and _ready(agent.buffer):
-                    set_learning_rates(agent.td3, cfg, step)
-                    result = agent.td3.update(lambda: agent.buffer.sample(cfg.batch_size, rng))
-                    for k, v in result.items():
-                        losses.setdefault(k, []).append(v)
-                    agent.schedule.step()
-                    _apply_slope(agent)
-
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
-                    extra = {"guide_share": float(share) if guide is not None else math.nan}
-                    log_evaluation(agent.actor, eval_env, cfg, run_dir, metrics, state, losses,
-                                   step, sps, float(agent.schedule.value), extra)  # fmt: skip
-                    tick, tick_step = time.perf_counter(), step
-                if terminated or truncated:
-                    agent.buffer.end_episode()
-                    agent.schedule.observe_return(episode_return)
-                    _apply_slope(agent)
-                    if hasattr(agent.td3, "bc_weight"):
-                        agent.td3.bc_weight = bc_weight(cfg, step)
-                    state["episodes"] += 1
-                    state["last_return"], episode_return, episode_step = episode_return, 0.0, 0
-                    if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-                        _checkpoint(run_dir, agent, rng, env, state, losses, device)
-                        last_ckpt = step
-                    set_curriculum(env, cfg, step / cfg.steps)
-                    share = _guide_share(cfg, step)
-                    obs, info = env.reset()
-                    agent.actor.reset()
-                    if guide is not None:
-                        guide.reset()
-                    check_observation(obs, cfg.env, step)
-
-                bar.update(
-                    task,
-                    completed=step,
-                    sps=(step - tick_step) / max(time.perf_counter() - tick, 1e-9),
-                    last_eval=state["last_eval"],
-                )
-                lines.update(step, state["last_eval"])
-        if last_ckpt != state["step"]:
-            # The budget ended mid-episode: cut the episode here and checkpoint, so the run can
-            # be extended (--resume with more steps starts a new episode from this state).
-            agent.buffer.end_episode()
-            if hasattr(agent.td3, "bc_weight"):  # as at an episode end: the next one's lambda_BC
-                agent.td3.bc_weight = bc_weight(cfg, state["step"])
-            _checkpoint(run_dir, agent, rng, env, state, losses, device)
-        metrics.close()
-        env.close()
-        eval_env.close()
-        return run_dir
+            bar.update(
+                task,
+                completed=step,
+                sps=(step - tick_step) / max(time.perf_counter() - tick, 1e-9),
+                last_eval=state["last_eval"],
+            )
+            lines.update(step, state["last_eval"])
+    if last_ckpt != state["step"]:
+        # The budget ended mid-episode: cut the episode here and checkpoint, so the run can
+        # be extended (--resume with more steps starts a new episode from this state).
+        agent.buffer.end_episode()
+        if hasattr(agent.td3, "bc_weight"):  # as at an episode end: the next one's lambda_BC
+            agent.td3.bc_weight = bc_weight(cfg, state["step"])
+        _checkpoint(run_dir, agent, rng, env, state, losses, device)
+    metrics.close()
+    env.close()
+    eval_env.close()
+    return run_dir
 
 
 def set_learning_rates(td3, cfg: TrainConfig, step: int) -> None:

@@ -147,99 +147,101 @@ def train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool = Fa
         for folder in (out, *(out / f"seed{seed}" for seed in seeds)):
             if folder.is_dir():
                 hold.enter_context(run_lock(folder))
-        ckpt_path = _prepare(cfg, seeds, out, resume)
-        lanes = [_lane(cfg, seed, out, device) for seed in seeds]
-        td3, actor, schedule = _build(cfg, lanes, device)
-        for lane in lanes:  # only now that everything was built: a failure leaves no folder
-            lane.run_dir.mkdir(parents=True, exist_ok=True)
-            hold.enter_context(run_lock(lane.run_dir))  # a solo --resume of it: refused
-            remove_stale_tmp(lane.run_dir)
-        step = 0
-        if ckpt_path is not None:
-            step = _restore(load_checkpoint(ckpt_path), seeds, cfg.steps, td3, schedule, lanes)
-            for lane in lanes:  # accepted: only steps may differ (as a solo run records it)
-                check_extension(read_config(lane.run_dir / "config.toml"), lane.cfg, step, lane.env)
-            for lane in lanes:
-                save_config(lane.cfg, lane.run_dir / "config.toml")
-        else:
-            for lane in lanes:
-                save_config(lane.cfg, lane.run_dir / "config.toml")
-                lane.counters = {"step": 0, "episodes": 0, "last_return": math.nan,
-                                 "last_eval": math.nan, "best_eval": -math.inf}  # fmt: skip
-                lane.reset(lane.seed)
+        return _train_seeds(cfg, seeds, out, resume, progress, device, hold)
+
+
+def _train_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, progress: bool,
+                 device, hold: ExitStack) -> list[Path]:  # fmt: skip
+    ckpt_path = _prepare(cfg, seeds, out, resume)
+    lanes = [_lane(cfg, seed, out, device) for seed in seeds]
+    td3, actor, schedule = _build(cfg, lanes, device)
+    for lane in lanes:  # only now that everything was built: a failure leaves no folder
+        lane.run_dir.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(run_lock(lane.run_dir))  # a solo --resume of it: refused
+        remove_stale_tmp(lane.run_dir)
+    step = 0
+    if ckpt_path is not None:
+        step = _restore(load_checkpoint(ckpt_path), seeds, cfg.steps, td3, schedule, lanes)
+        for lane in lanes:  # accepted: only steps may differ (as a solo run records it)
+            check_extension(read_config(lane.run_dir / "config.toml"), lane.cfg, step, lane.env)
         for lane in lanes:
-            lane.metrics = Metrics(
-                lane.run_dir, getattr(actor, "layer_names", []),
-                resume_step=step if ckpt_path else None,
-                title=f"{cfg.env} · run {lane.run_dir.name} · {cfg.algo}, {cfg.neuron} "
-                f"(seeds {seeds})",
-            )  # fmt: skip
-        low, high = td3.low.cpu().numpy(), td3.high.cpu().numpy()
-        half_range = (high - low) / 2
-        tick, tick_step = time.perf_counter(), step
-        bar = _progress(progress)
-        lines = ProgressLines(cfg.steps, cfg.start_steps, step, enabled=not progress)
-        task = bar.add_task("train", total=cfg.steps, completed=step, sps=0.0, last_eval=math.nan)
-        with bar, lines:
-            while step < cfg.steps:
-                if step >= cfg.start_steps:
-                    with torch.no_grad():
-                        x = torch.as_tensor(np.stack([lane.obs for lane in lanes]), device=device)
-                        acted = actor(x[:, None].float())[:, 0].cpu().numpy()
+            save_config(lane.cfg, lane.run_dir / "config.toml")
+    else:
+        for lane in lanes:
+            save_config(lane.cfg, lane.run_dir / "config.toml")
+            lane.counters = {"step": 0, "episodes": 0, "last_return": math.nan,
+                             "last_eval": math.nan, "best_eval": -math.inf}  # fmt: skip
+            lane.reset(lane.seed)
+    for lane in lanes:
+        lane.metrics = Metrics(
+            lane.run_dir, getattr(actor, "layer_names", []),
+            resume_step=step if ckpt_path else None,
+            title=f"{cfg.env} · run {lane.run_dir.name} · {cfg.algo}, {cfg.neuron} (seeds {seeds})",
+        )  # fmt: skip
+    low, high = td3.low.cpu().numpy(), td3.high.cpu().numpy()
+    half_range = (high - low) / 2
+    tick, tick_step = time.perf_counter(), step
+    bar = _progress(progress)
+    lines = ProgressLines(cfg.steps, cfg.start_steps, step, enabled=not progress)
+    task = bar.add_task("train", total=cfg.steps, completed=step, sps=0.0, last_eval=math.nan)
+    with bar, lines:
+        while step < cfg.steps:
+            if step >= cfg.start_steps:
+                with torch.no_grad():
+                    x = torch.as_tensor(np.stack([lane.obs for lane in lanes]), device=device)
+                    acted = actor(x[:, None].float())[:, 0].cpu().numpy()
+            for k, lane in enumerate(lanes):
+                if step < cfg.start_steps:
+                    action = lane.rng.uniform(low, high).astype(np.float32)
+                else:
+                    noise = lane.rng.normal(0.0, cfg.expl_noise * half_range)
+                    action = np.clip(acted[k] + noise, low, high)
+                action = np.asarray(action, np.float32)
+                next_obs, reward, terminated, truncated, _ = lane.env.step(action)
+                check_observation(next_obs, cfg.env, step + 1)
+                lane.buffer.add(lane.obs, action, reward, next_obs, terminated)
+                lane.episode["actions"].append(action)
+                lane.episode["return"] += float(reward)
+                lane.obs = next_obs
+                lane.done = terminated or truncated
+            step += 1
+            for lane in lanes:
+                lane.counters["step"] = step
+
+            if step > cfg.start_steps and step % cfg.update_every == 0:
+                set_learning_rates(td3, cfg, step)
+                result = td3.update(lambda: _stacked_batch(lanes, cfg.batch_size))
+                for name, values in result.items():
+                    for lane, value in zip(lanes, values, strict=True):
+                        lane.losses.setdefault(name, []).append(value)
+                schedule.step()
+                if hasattr(actor, "set_slope"):
+                    actor.set_slope(schedule.value)
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                # each seed's own env steps/s, as a solo run logs it (the group: N times this)
+                sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
                 for k, lane in enumerate(lanes):
-                    if step < cfg.start_steps:
-                        action = lane.rng.uniform(low, high).astype(np.float32)
-                    else:
-                        noise = lane.rng.normal(0.0, cfg.expl_noise * half_range)
-                        action = np.clip(acted[k] + noise, low, high)
-                    action = np.asarray(action, np.float32)
-                    next_obs, reward, terminated, truncated, _ = lane.env.step(action)
-                    check_observation(next_obs, cfg.env, step + 1)
-                    lane.buffer.add(lane.obs, action, reward, next_obs, terminated)
-                    lane.episode["actions"].append(action)
-                    lane.episode["return"] += float(reward)
-                    lane.obs = next_obs
-                    lane.done = terminated or truncated
-                step += 1
-                for lane in lanes:
-                    lane.counters["step"] = step
-
-                if step > cfg.start_steps and step % cfg.update_every == 0:
-                    set_learning_rates(td3, cfg, step)
-                    result = td3.update(lambda: _stacked_batch(lanes, cfg.batch_size))
-                    for name, values in result.items():
-                        for lane, value in zip(lanes, values, strict=True):
-                            lane.losses.setdefault(name, []).append(value)
-                    schedule.step()
-                    if hasattr(actor, "set_slope"):
-                        actor.set_slope(schedule.value)
-
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    # each seed's own env steps/s, as a solo run logs it (the group: N times this)
-                    sps = (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
-                    for k, lane in enumerate(lanes):
-                        log_evaluation(
-                            actor.member(k), lane.eval_env, lane.cfg, lane.run_dir,
-                            lane.metrics, lane.counters, lane.losses, step, sps,
-                            float(schedule.value), {"guide_share": math.nan},
-                        )  # fmt: skip
-                    tick, tick_step = time.perf_counter(), step
-                for lane in lanes:
-                    if lane.done:
-                        lane.counters["episodes"] += 1
-                        lane.counters["last_return"] = lane.episode["return"]
-                        lane.reset(None)
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    _checkpoint(out / CHECKPOINT, seeds, td3, schedule, lanes, step)
-                last = float(np.mean([lane.counters["last_eval"] for lane in lanes]))
-                sps = len(lanes) * (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
-                bar.update(task, completed=step, last_eval=last, sps=sps)
-                lines.update(step, last)
-        for lane in lanes:
-            lane.metrics.close()
-            lane.env.close()
-            lane.eval_env.close()
-        return [lane.run_dir for lane in lanes]
+                    log_evaluation(actor.member(k), lane.eval_env, lane.cfg, lane.run_dir,
+                                   lane.metrics, lane.counters, lane.losses, step, sps,
+                                   float(schedule.value), {"guide_share": math.nan})  # fmt: skip
+                tick, tick_step = time.perf_counter(), step
+            for lane in lanes:
+                if lane.done:
+                    lane.counters["episodes"] += 1
+                    lane.counters["last_return"] = lane.episode["return"]
+                    lane.reset(None)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _checkpoint(out / CHECKPOINT, seeds, td3, schedule, lanes, step)
+            last = float(np.mean([lane.counters["last_eval"] for lane in lanes]))
+            sps = len(lanes) * (step - tick_step) / max(time.perf_counter() - tick, 1e-9)
+            bar.update(task, completed=step, last_eval=last, sps=sps)
+            lines.update(step, last)
+    for lane in lanes:
+        lane.metrics.close()
+        lane.env.close()
+        lane.eval_env.close()
+    return [lane.run_dir for lane in lanes]
 
 
 def _prepare(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool) -> Path | None:
