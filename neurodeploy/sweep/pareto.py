@@ -310,7 +310,7 @@ def pareto_summary(
         ann_reference.append(
             {
                 "env": env,
-                "hidden": [256, 256],
+                "hidden": list(E.ANN_HIDDEN),
                 "macs": macs,
                 "nj": {p.name: _nj(E.ann_pj(p, macs)) for p in loaded},
                 "final_return": same[0]["final_return"] if same else None,

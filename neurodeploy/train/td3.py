@@ -17,9 +17,10 @@ One update, read top to bottom:
    ``-Q1 / mean|Q1| + lambda_T ||pi(s) - pi(s')||^2
    + lambda_S ||pi(s) - pi(s + N(0, sigma_S))||^2``: the Q term is normalised so the
    weights do not depend on the reward scale; it stops bang-bang chattering.
-   With a synaptic-operation budget B (``sop_budget``) the loss adds ``lambda * SOP / B``,
-   the actor's SOPs per action on the batch (Q normalised as above), and ``lambda`` then
-   takes one dual-ascent step (``neurodeploy/train/budget.py``).
+   With a synaptic-operation budget B (``sop_budget``) the loss adds the excess
+   ``lambda * max(SOP / B - 1, 0)``, SOP the actor's SOPs per action on the batch (Q
+   normalised as above), and ``lambda`` then takes one dual-ascent step
+   (``neurodeploy/train/budget.py``).
 
 Steps 1 and 2 go through the target strategy (``neurodeploy/train/targets.py``).
 """
