@@ -14,6 +14,7 @@ pareto.png without exporting), and records the table in docs/results.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -75,6 +76,21 @@ def acceptance(report: dict) -> str:
     return "\n".join(lines)
 
 
+def ann_return(folder: Path) -> str:
+    """The ANN's return at the same recipe and steps, from the training results' sweep (this
+    sweep trains no ANN): a sentence, or "" when that report has no ANN group."""
+    report = json.loads((folder / "report.json").read_text())
+    for g in report["groups"]:
+        if g["point"] == {"algo": "td3", "neuron": "ann"} and g["final_return"]:
+            r = g["final_return"]
+            return (
+                f"\n\nThe ANN's return, for the reference line the sweep cannot draw: TD3 with "
+                f"the 256-256 ANN actor, same recipe and steps (`{os.path.relpath(folder, ROOT)}`, "
+                f"{r['n']} seeds): final {r['mean']:.1f} ± {r['std']:.1f}."
+            )
+    return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("publish",))
@@ -94,7 +110,7 @@ def main() -> None:
         f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
     )
     if args.name == "pendulum-pareto":  # issue 21's checks are Pendulum's
-        body += acceptance(report)
+        body += ann_return(results / "pendulum") + acceptance(report)
     print(body)
     write_section(f"energy_{args.name}", f"Energy-aware training: {args.name} (issue 21)", body)
 
