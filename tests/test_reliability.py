@@ -156,6 +156,35 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
     assert (snapshot(run), (sweep / "sweep.json").read_text()) == before
 
 
+def test_a_sweep_leaves_a_trial_another_process_trains_untouched(tmp_path):
+    """A worker left running by a killed sweep driver still trains its trial: a rerun of the
+    sweep does not queue it again, does not write its trial.json, and says why in one line."""
+    import fcntl
+    import os
+
+    from neurodeploy.errors import SweepError
+    from neurodeploy.sweep.runner import run_sweep
+    from neurodeploy.sweep.spec import update_trial, write_manifest
+
+    sets = {k: json.loads(v) for k, v in _tiny_sets().items()}
+    spec = SweepSpec(None, [0], {}, {**sets, "env": "Pendulum-v1", "steps": 400})
+    sweep = tmp_path / "sweep"
+    (trial, _), = write_manifest(sweep, spec)[1]
+    run_dir = sweep / trial.name
+    run_dir.mkdir()
+    update_trial(run_dir, name=trial.name, status="running", pid=12345)  # the stray's
+    before = snapshot(run_dir)
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the stray worker holds it
+        with pytest.raises(SweepError, match="being trained by another process") as info:
+            run_sweep(spec, sweep, num_cpus=1)
+    finally:
+        os.close(fd)
+    assert trial.name in str(info.value) and "\n" not in str(info.value)
+    assert snapshot(run_dir) == before
+
+
 def _tiny_sets() -> dict:
     cfg = tiny().to_dict()
     keys = ("hidden", "proxy_hidden", "batch_size", "critic_hidden", "timesteps",

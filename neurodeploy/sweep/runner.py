@@ -35,10 +35,14 @@ from neurodeploy.sweep.spec import (
     update_trial,
     write_manifest,
 )
-from neurodeploy.train.checkpoint import checkpoint_step, run_lock
+from neurodeploy.train.checkpoint import checkpoint_step, held_elsewhere, run_lock
 from neurodeploy.train.config import TrainConfig
 
 ROLLOUT_SEED_OFFSET = 1000  # the SOP-counting episode uses seed + this (unlike eval seeds)
+BUSY = (
+    "being trained by another process (a worker of an earlier sweep driver still running?); "
+    "wait for it to end or stop it, then rerun"
+)
 
 
 @dataclass
@@ -229,6 +233,10 @@ def _run_on_ray(ray, pending, out, resources, device, retries, result, console, 
     for trial, cfg in pending:
         run_dir = out / trial.name
         run_dir.mkdir(parents=True, exist_ok=True)
+        if held_elsewhere(run_dir):  # a stray worker of a killed driver: its trial.json
+            result.failed[trial.name] = BUSY
+            console.print(f"[red]not started[/red] {trial.name}: {BUSY}")
+            continue
         update_trial(run_dir, name=trial.name, status="queued")
         ref = remote.options(**resources, max_retries=retries, name=f"trial {trial.name}").remote(
             cfg.to_dict(), str(run_dir), trial.name, threads, device
@@ -265,7 +273,8 @@ def _run_on_ray(ray, pending, out, resources, device, retries, result, console, 
                 except ray.exceptions.RayError as exc:
                     reason = failure_reason(exc)
                     result.failed[trial.name] = reason
-                    update_trial(run_dir, status="failed", error=reason)
+                    if not held_elsewhere(run_dir):  # else trial.json is the holder's
+                        update_trial(run_dir, status="failed", error=reason)
                     bar.console.print(f"[red]failed[/red] {trial.name}: {reason}")
                     continue
                 result.done.append(trial.name)

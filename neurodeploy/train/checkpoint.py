@@ -60,6 +60,24 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def held_elsewhere(run_dir: Path) -> bool:
+    """Whether another process holds ``run_dir`` with :func:`run_lock` now (False where the
+    filesystem cannot lock, or the directory does not exist)."""
+    key = Path(run_dir).resolve()
+    if key in _HELD or not key.is_dir():
+        return False
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the descriptor
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
