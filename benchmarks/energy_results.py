@@ -29,7 +29,7 @@ SWEEPS = {
     "pendulum-pareto": "neurodeploy sweep pendulum --seeds 0-2 --grid 'sop_budget:hidden="
     "10000:[256,256],5000:[256,256],0:[256,256],20000:[256,256],2500:[256,256],0:[128,128],"
     "0:[64,64]' --steps 15000",
-    "hopper-budget": "neurodeploy sweep hopper --seeds 0 --grid sop_budget=50000,25000 "
+    "hopper-budget": "neurodeploy sweep hopper --seeds 0 --grid sop_budget=75000,50000 "
     "--steps 100000",
 }
 SEEDS = 3  # issue 21: "final, mean of 3 seeds"
