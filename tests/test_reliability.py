@@ -169,7 +169,7 @@ def test_a_sweep_leaves_a_trial_another_process_trains_untouched(tmp_path):
     sets = {k: json.loads(v) for k, v in _tiny_sets().items()}
     spec = SweepSpec(None, [0], {}, {**sets, "env": "Pendulum-v1", "steps": 400})
     sweep = tmp_path / "sweep"
-    (trial, _), = write_manifest(sweep, spec)[1]
+    ((trial, _),) = write_manifest(sweep, spec)[1]
     run_dir = sweep / trial.name
     run_dir.mkdir()
     update_trial(run_dir, name=trial.name, status="running", pid=12345)  # the stray's

@@ -337,6 +337,11 @@ def _gap(sim: float | None, torch: float | None) -> float | None:
     return abs(sim - torch) / abs(torch)
 
 
+def _size(ref: dict) -> str:
+    """An ANN reference's hidden sizes, e.g. ``256-256``."""
+    return "-".join(map(str, ref["hidden"]))
+
+
 def _nj(pj: float | None) -> float | None:
     return None if pj is None else pj / 1e3
 
@@ -414,8 +419,8 @@ def pareto_markdown(pareto: dict) -> list[str]:
         cells = ["-" if ref["nj"][p] is None else f"{_num(ref['nj'][p])} (1×)" for p in profiles]
         returned = _pm(ref["final_return"]) if ref["final_return"] else "- (no ANN in the sweep)"
         lines.append(
-            f"| ANN reference, {ref['env']} (256-256, {ref['macs']:,} MACs) | - | {returned} | "
-            "- | - | - | " + " | ".join(cells) + " |"
+            f"| ANN reference, {ref['env']} ({_size(ref)}, {ref['macs']:,} MACs) | - | "
+            f"{returned} | - | - | - | " + " | ".join(cells) + " |"
         )
     lines += ["", "![return against energy per inference](pareto.png)"]
     if pareto["not_measured"]:
@@ -469,7 +474,7 @@ def plot_pareto(pareto: dict, path: Path) -> None:
                     continue
                 ax.axvline(
                     ref["nj"][profile], color="black", ls=":", lw=1.2,
-                    label=f"ANN 256-256: {_num(ref['nj'][profile])} nJ",
+                    label=f"ANN {_size(ref)}: {_num(ref['nj'][profile])} nJ",
                 )  # fmt: skip
                 if ref["final_return"]:
                     ax.axhline(ref["final_return"]["mean"], color="black", ls=":", lw=1.2)

@@ -62,20 +62,16 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 def held_elsewhere(run_dir: Path) -> bool:
     """Whether another process holds ``run_dir`` with :func:`run_lock` now (False where the
-    filesystem cannot lock, or the directory does not exist)."""
-    key = Path(run_dir).resolve()
-    if key in _HELD or not key.is_dir():
+    filesystem cannot lock, or the directory does not exist): taking the lock and letting go."""
+    if not Path(run_dir).is_dir():
         return False
-    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the descriptor
-    except BlockingIOError:
+        with warnings.catch_warnings():  # an unlockable filesystem: nothing to ask it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with run_lock(run_dir):
+                return False
+    except CheckpointError:  # run_lock's refusal: another process holds it
         return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
