@@ -163,6 +163,10 @@ def main() -> None:
               "eval_episodes": args.eval_episodes, "neuron": args.neuron,
               "proxy": args.proxy, "proxy_lr": args.proxy_lr}  # fmt: skip
     config_path, ckpt_path = out / "config.toml", out / "checkpoint" / "state.pt"
+    record = json.loads((out / "trial.json").read_text()) if (out / "trial.json").is_file() else {}
+    if record.get("status") == "done" and not ckpt_path.exists():  # e.g. restored from results/
+        sys.exit(f"error: {out} finished at {record.get('steps')} steps and has no checkpoint "
+                 "to resume from; move it away to train it again")  # fmt: skip
     if config_path.exists():
         import tomllib
 

@@ -8,6 +8,7 @@ reference implementation (Proxy Target authors' code, 8d1635f) runs through
     python benchmarks/training_results.py reference hopper --seed 0 --reference /tmp/ref
     python benchmarks/training_results.py publish hopper        # finished trials -> results/
     python benchmarks/training_results.py render hopper         # docs section from results/
+    python benchmarks/training_results.py restore hopper        # results/ -> runs/ (fresh machine)
 
 ``publish`` copies the compact artefacts of every finished trial (``config.toml``,
 ``metrics.csv``, ``trial.json`` and the final ``policy.pt``) into ``results/<env>/``,
@@ -31,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
+from neurodeploy.errors import ConfigError  # noqa: E402
 from neurodeploy.sweep.report import markdown, over_shared_seeds, write_report  # noqa: E402
 from neurodeploy.sweep.spec import MANIFEST, read_manifest, read_trial  # noqa: E402
 from neurodeploy.train.checkpoint import atomic_write_bytes  # noqa: E402
@@ -97,21 +99,25 @@ def reference_command(env: str, seed: int, reference: Path, out: Path) -> list[s
 
 def publish(env: str, runs: Path, results: Path) -> dict:
     """Copy the finished trials' compact artefacts and rebuild the report there."""
-    sweep_dir, ref_dir = runs / "sweeps" / env, runs / "reference" / env
+    dest = publish_sweep(runs / "sweeps" / env, results / env, reference_runs(env, runs))
+    return write_report(Path(os.path.relpath(dest)), BASELINES)
+
+
+def reference_runs(env: str, runs: Path) -> list[tuple[dict, Path]]:
+    """The reference runs of ``env`` as (manifest item, run dir) pairs, the unfinished ones
+    included (the report lists them as such); a finished one must share the sweep's protocol."""
     extra = []
-    budget = BUDGETS[env][1]
-    for run in sorted(ref_dir.glob("seed*")):
+    for run in sorted((runs / "reference" / env).glob("seed*")):
         record = read_trial(run)
-        if record.get("status") != "done":
-            continue
-        if record.get("steps") != budget:
-            sys.exit(f"error: {run} was trained for {record.get('steps')} steps, the sweep for "
-                     f"{budget}: the 15 % criterion needs the same budget")  # fmt: skip
-        check_reference_settings(env, run)
+        if record.get("status") == "done":
+            steps, budget = record.get("steps"), BUDGETS[env][1]
+            if steps != budget:
+                sys.exit(f"error: {run} was trained for {steps} steps, the sweep for {budget}: "
+                         "the 15 % criterion needs the same budget")  # fmt: skip
+            check_reference_settings(env, run)
         seed, name = int(run.name[4:]), f"reference/{run.name}"
         extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
-    dest = publish_sweep(sweep_dir, results / env, extra)
-    return write_report(Path(os.path.relpath(dest)), BASELINES)
+    return extra
 
 
 def refuse_reference(env: str) -> None:
@@ -137,16 +143,26 @@ def check_reference_settings(env: str, run: Path) -> None:
 
 def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = ()) -> Path:
     """Copy the sweep's finished trials (and ``extra`` (manifest item, run dir) pairs) to
-    ``dest`` with its manifest; a trial published before that is not finished now is removed."""
+    ``dest`` with its manifest; a trial published before that is unfinished now (extended)
+    is withdrawn. One published whose run is not here (a fresh machine) is refused: restore
+    the runs first, or the copy would silently drop it."""
     manifest = read_manifest(sweep_dir)
     trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
-    copies = {item["dir"]: sweep_dir / item["dir"] for item in trials}
+    runs = {item["dir"]: sweep_dir / item["dir"] for item in trials}
     for item, run in extra:
         trials.append(item)
-        copies[item["dir"]] = run
-    copies = {k: v for k, v in copies.items() if read_trial(v).get("status") == "done"}
-    for old in dest.glob("*/seed*"):
-        if old.relative_to(dest).as_posix() not in copies:
+        runs[item["dir"]] = run
+    published = {p.relative_to(dest).as_posix(): p for p in dest.glob("*/seed*")}
+    lost = sorted(name for name in published if not runs.get(name, sweep_dir / name).is_dir())
+    if lost:
+        sys.exit(
+            f"error: {dest / lost[0]} ({len(lost)} published trial(s) in all) has no run in "
+            f"{sweep_dir.parent.parent}; put them back with `python benchmarks/"
+            f"training_results.py restore {dest.name}` before publishing"
+        )
+    copies = {k: v for k, v in runs.items() if read_trial(v).get("status") == "done"}
+    for name, old in published.items():
+        if name not in copies:
             shutil.rmtree(old)
     for name, src in copies.items():
         _copy(src, dest / name)
@@ -157,6 +173,34 @@ def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = 
     manifest = {**manifest, "trials": trials, "note": note}
     atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return dest
+
+
+def restore(name: str, runs: Path, results: Path) -> list[str]:
+    """Put the finished trials published in ``results/<name>`` back under ``runs/`` where
+    it has none (a fresh machine): the sweep then skips them and ``publish`` finds every
+    trial it published before. A run already here is never overwritten. Returns the dirs
+    put back."""
+    source, sweep_dir = results / name, runs / "sweeps" / name
+    manifest = read_manifest(source)
+    restored = []
+    for item in manifest["trials"]:
+        published, rel = source / item["dir"], item["dir"]
+        if read_trial(published).get("status") != "done":
+            continue
+        ref = rel.startswith("reference/")
+        run = runs / "reference" / name / rel.split("/", 1)[1] if ref else sweep_dir / rel
+        if run.exists():
+            continue
+        partial = run.with_name(run.name + ".restoring")  # left by a killed restore
+        shutil.rmtree(partial, ignore_errors=True)
+        _copy(published, partial)
+        partial.rename(run)
+        restored.append(rel)
+    if not (sweep_dir / MANIFEST).exists():
+        own = [t for t in manifest["trials"] if not t["dir"].startswith("reference/")]
+        body = {k: v for k, v in manifest.items() if k != "note"} | {"trials": own}
+        atomic_write_bytes(sweep_dir / MANIFEST, (json.dumps(body, indent=2) + "\n").encode())
+    return restored
 
 
 def table1(env: str, report: dict) -> str:
@@ -280,8 +324,8 @@ def _copy(src: Path, dst: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("sweep", "reference", "publish", "render"))
-    parser.add_argument("env", choices=sorted(BUDGETS))
+    parser.add_argument("action", choices=("sweep", "reference", "publish", "render", "restore"))
+    parser.add_argument("env", help=f"{', '.join(sorted(BUDGETS))}; restore: any sweep in results/")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--seed", type=int, default=0, help="reference: the seed")
@@ -289,6 +333,15 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=1, help="sweep: trials at once")
     parser.add_argument("--device", default="auto", help="sweep: auto | cpu | cuda[:N]")
     args = parser.parse_args()
+    if args.action == "restore":
+        try:
+            back = restore(args.env, args.runs.resolve(), args.results.resolve())
+        except ConfigError as e:  # no such published sweep
+            sys.exit(f"error: {e}")
+        print(f"restored {len(back)} finished trial(s) of results/{args.env} into {args.runs}")
+        return
+    if args.env not in BUDGETS:
+        parser.error(f"argument env: {args.env!r} is none of {', '.join(sorted(BUDGETS))}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if args.action == "sweep":
         command = sweep_command(args.env, args.runs / "sweeps" / args.env, args.lanes, args.device)
