@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,6 +34,8 @@ SWEEPS = {
     "--steps 100000",
 }
 SEEDS = 3  # issue 21: "final, mean of 3 seeds"
+ANN_DIR = "algo=td3,neuron=ann"  # the training results' ANN group
+VARIED = {"algo", "neuron", "sop_budget", "hidden", "seed"}  # what the two sweeps may vary
 
 
 def acceptance(report: dict) -> str:
@@ -53,8 +56,11 @@ def acceptance(report: dict) -> str:
         "loihi2-sim vs torch | all |",
         "|---|---|---|---|---|---|---|",
     ]
-    for g in pareto["groups"]:
-        if not g["point"].get("sop_budget") or g["kind"] != "snn":
+    measured = {g["label"]: g for g in pareto["groups"] if g["kind"] == "snn"}
+    for label in (g["label"] for g in report["groups"] if g["point"].get("sop_budget")):
+        g = measured.get(label)
+        if g is None:  # a budget with no finished seed yet: a row that says so, not a gap
+            lines.append(f"| {label} | 0 no | not measured | not measured | n/a | n/a | no |")
             continue
         ret, deployed = g["final_return"]["mean"], g["deployed_return"]["mean"]
         ratio, gap = g["snn_over_ann"]["loihi2"], g["sim_gap_worst"]
@@ -76,12 +82,23 @@ def acceptance(report: dict) -> str:
     return "\n".join(lines)
 
 
-def ann_return(folder: Path) -> str:
-    """The ANN's return at the same recipe and steps, from the training results' sweep (this
-    sweep trains no ANN): a sentence, or "" when that report has no ANN group."""
+def ann_return(folder: Path, sweep: Path) -> str:
+    """The ANN's return at the same settings, from the training results' sweep (this sweep
+    trains no ANN): a sentence, or "" when that report has no ANN group or its ANN trials
+    were trained with other settings than every trial here (the grid's keys aside)."""
+    trials = [*folder.glob(f"{ANN_DIR}/seed*/config.toml"), *sweep.glob("*/seed*/config.toml")]
+    settings = {
+        json.dumps(
+            {k: v for k, v in tomllib.loads(p.read_text()).items() if k not in VARIED},
+            sort_keys=True,
+        )
+        for p in trials
+    }
+    if len(settings) != 1:
+        return ""
     report = json.loads((folder / "report.json").read_text())
     for g in report["groups"]:
-        if g["point"] == {"algo": "td3", "neuron": "ann"} and g["final_return"]:
+        if g["label"] == ANN_DIR and g["final_return"]:
             r = g["final_return"]
             return (
                 f"\n\nThe ANN's return, for the reference line the sweep cannot draw: TD3 with "
@@ -110,7 +127,7 @@ def main() -> None:
         f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
     )
     if args.name == "pendulum-pareto":  # issue 21's checks are Pendulum's
-        body += ann_return(results / "pendulum") + acceptance(report)
+        body += ann_return(results / "pendulum", dest) + acceptance(report)
     print(body)
     write_section(f"energy_{args.name}", f"Energy-aware training: {args.name} (issue 21)", body)
 

@@ -21,6 +21,7 @@ after ``runs/`` is gone. It then records the table in docs/results.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -61,6 +62,7 @@ PAPER_TABLE1 = {
 NAMES = {"algo=pt-td3,neuron=lif": "PT-LIF", "algo=td3,neuron=lif": "vanilla LIF",
          "algo=td3,neuron=ann": "ANN TD3"}  # fmt: skip
 KEEP = ("config.toml", "metrics.csv", "trial.json", "policy.pt")
+PROTOCOL = ("env", "steps", "start_steps", "eval_every", "eval_episodes")
 TIE = 0.01  # max returns closer than this (relative) are not ordered
 
 
@@ -114,7 +116,7 @@ def reference_runs(env: str, runs: Path) -> list[tuple[dict, Path]]:
             if steps != budget:
                 sys.exit(f"error: {run} was trained for {steps} steps, the sweep for {budget}: "
                          "the 15 % criterion needs the same budget")  # fmt: skip
-            check_reference_settings(env, run)
+            check_reference_settings(env, run, runs / "sweeps" / env)
         seed, name = int(run.name[4:]), f"reference/{run.name}"
         extra.append(({"name": name, "dir": name, "point": REFERENCE_POINT, "seed": seed}, run))
     return extra
@@ -128,16 +130,26 @@ def refuse_reference(env: str) -> None:
         sys.exit(f"error: the reference runs the authors' settings; {env} sets {', '.join(other)}")
 
 
-def check_reference_settings(env: str, run: Path) -> None:
-    """The reference run must share the sweep's env, budget and evaluation protocol."""
+def check_reference_settings(env: str, run: Path, sweep_dir: Path) -> None:
+    """The reference run must share the evaluation protocol the sweep's trials were trained
+    with (their config.toml, not today's recipe, which may have changed since)."""
     refuse_reference(env)
-    cfg = budget_config(env)
+    trained = [tomllib.loads(p.read_text()) for p in sweep_dir.glob("*/seed*/config.toml")]
+    protocols = {json.dumps([c.get(k) for k in PROTOCOL]) for c in trained}
+    if len(protocols) > 1:
+        sys.exit(f"error: the trials of {sweep_dir} differ in {', '.join(PROTOCOL)}: no one "
+                 "protocol to hold the reference to")  # fmt: skip
+    if trained:
+        ours = dict(zip(PROTOCOL, json.loads(protocols.pop()), strict=True))
+    else:  # no trial started yet: the recipe's
+        cfg = budget_config(env)
+        ours = {k: getattr(cfg, k) for k in PROTOCOL}
     theirs = tomllib.loads((run / "config.toml").read_text())
-    for key in ("env", "steps", "start_steps", "eval_every", "eval_episodes"):
-        if theirs.get(key) != getattr(cfg, key):
+    for key in PROTOCOL:
+        if theirs.get(key) != ours[key]:
             sys.exit(
-                f"error: {run} has {key} = {theirs.get(key)!r}, the sweep "
-                f"{getattr(cfg, key)!r}: the 15 % criterion needs the same protocol"
+                f"error: {run} has {key} = {theirs.get(key)!r}, the sweep's trials "
+                f"{ours[key]!r}: the 15 % criterion needs the same protocol"
             )
 
 
@@ -231,27 +243,30 @@ def table1(env: str, report: dict) -> str:
     def order(values: dict) -> str:
         return " > ".join(NAMES[k] for k in sorted(values, key=values.get, reverse=True))
 
-    here = order(ours)
-    there = order({k: float(v.split(" ")[0]) for k, v in paper.items()})
-    spread = (max(means) - min(means)) / max(abs(m) for m in means)
-    verdict = "the same as" if here == there else "not the same as"
+    paper_means = {k: float(v.split(" ")[0]) for k, v in paper.items()}
     on = f"seeds {', '.join(map(str, seeds))}, the ones all three finished"
-    lines += ["", f"Ordering here ({on}): {here}; paper: {there} ({verdict} the paper's)."]
-    if spread < TIE:
-        lines[-1] += (
-            f" The three are within {100 * spread:.2f} % of each other (under {100 * TIE:g} "
-            "%): this ordering is not claimed."
-        )
-        return "\n".join(lines)
-    ranked = sorted(ours, key=ours.get, reverse=True)
-    for hi, lo in zip(ranked, ranked[1:], strict=False):
-        gap = (ours[hi] - ours[lo]) / max(abs(ours[hi]), abs(ours[lo]))
-        if gap < TIE:
-            lines[-1] += (
-                f" {NAMES[hi]} and {NAMES[lo]} are within {100 * gap:.2f} % of each other: "
-                "their order is not claimed."
-            )
+    lines += ["", f"Ordering here ({on}): {order(ours)}; paper: {order(paper_means)}."]
+    agree, differ, tied = [], [], []
+    for a, b in itertools.combinations(paper, 2):  # the tie rule on both sides alike
+        mine, theirs = _sign(ours, a, b), _sign(paper_means, a, b)
+        pair = f"{NAMES[a]} vs {NAMES[b]}"
+        if mine and theirs:
+            (agree if mine == theirs else differ).append(pair)
+        else:
+            where = [w for w, x in (("here", mine), ("in the paper", theirs)) if not x]
+            tied.append(f"{pair} (tied {' and '.join(where)})")
+    parts = [f"{what}: {'; '.join(pairs)}" for what, pairs in (
+        ("Same order as the paper", agree), ("Opposite order", differ),
+        (f"Not ordered (within {100 * TIE:g} % of each other)", tied)) if pairs]  # fmt: skip
+    lines[-1] += " " + ". ".join(parts) + "."
     return "\n".join(lines)
+
+
+def _sign(values: dict, a: str, b: str) -> int:
+    """+1 or -1 when ``a``'s value is above or below ``b``'s by at least TIE (relative), 0
+    when they are closer: that order is not claimed."""
+    gap = (values[a] - values[b]) / max(abs(values[a]), abs(values[b]))
+    return 0 if abs(gap) < TIE else (1 if gap > 0 else -1)
 
 
 def reference_check(report: dict) -> str:
@@ -289,11 +304,16 @@ def idp_check(env: str, report: dict) -> str:
     values = group["max_avg_return"]["values"]
     per_seed = ", ".join(f"seed {k} {v:,.1f}" for k, v in zip(group["seeds"], values, strict=True))
     missed = [k for k, v in zip(group["seeds"], values, strict=True) if v < IDP_BAR]
-    verdict = f"missed on seed {', '.join(map(str, missed))}" if missed else "holds"
     left = group["trials"] - group["finished"]
+    if missed:
+        verdict = f"missed on seed {', '.join(map(str, missed))}"
+    elif left:  # every seed, so an unfinished one leaves it open
+        verdict = f"not decided: {left} seed(s) not finished"
+    else:
+        verdict = "holds"
     return (
         f"\n\nIssue 15's IDP criterion (every PT-LIF seed's max evaluation >= {IDP_BAR:,.0f}): "
-        f"{per_seed}: {verdict}" + (f" ({left} seed(s) not finished)." if left else ".")
+        f"{per_seed}: {verdict}."
     )
 
 

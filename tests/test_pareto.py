@@ -221,3 +221,14 @@ def test_a_trial_trained_further_is_exported_and_counted_again(budget_sweep, tmp
     assert trials[LIF0]["nj"] == old[LIF300]["nj"] != old[LIF0]["nj"]
     manifest = json.loads((sweep / LIF0 / BUNDLE / "manifest.json").read_text())
     assert manifest["files"]["policy.pt"] == sha256(sweep / LIF300 / "policy.pt")
+
+
+def test_a_gap_that_is_not_a_number_is_no_gap():
+    """A NaN return gives no gap (None, which fails the 5 % check) rather than NaN, which
+    max() over the seeds could skip and so pass."""
+    from neurodeploy.sweep.pareto import _gap
+
+    assert _gap(-100.0, -110.0) == pytest.approx(10 / 110)
+    assert _gap(float("nan"), -110.0) is None
+    assert _gap(-100.0, float("nan")) is None
+    assert _gap(-100.0, 0.0) is None

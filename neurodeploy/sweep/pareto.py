@@ -34,6 +34,7 @@ reference takes its return from the sweep's ANN group of the same size, when the
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -332,8 +333,8 @@ def pareto_summary(
 
 def _gap(sim: float | None, torch: float | None) -> float | None:
     """|loihi2-sim - torch| / |torch|: how far the deployed return is from torch's."""
-    if sim is None or torch is None or torch == 0:
-        return None
+    if sim is None or torch is None or torch == 0 or not math.isfinite(sim - torch):
+        return None  # no gap to judge: a NaN would pass any threshold in max()
     return abs(sim - torch) / abs(torch)
 
 

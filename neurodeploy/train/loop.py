@@ -411,9 +411,9 @@ def set_learning_rates(td3, cfg: TrainConfig, step: int) -> None:
 def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Metrics,
                    state: dict, losses: dict, step: int, sps: float, slope: float,
                    extra: dict | None = None) -> None:  # fmt: skip
-    """Evaluate, log the metrics row (the mean losses since the last one, then cleared),
-    write policy.pt, and best.pt when this evaluation is the best so far (``state`` holds
-    ``last_return``, ``last_eval`` and ``best_eval``)."""
+    """Evaluate, write policy.pt (and best.pt when this evaluation is the best so far), then
+    log the metrics row (the mean losses since the last one, then cleared). ``state`` holds
+    ``last_return``, ``last_eval`` and ``best_eval``."""
     returns, rates = evaluate(actor, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
     state["last_eval"] = float(np.mean(returns)) if returns else math.nan
     row = {
@@ -427,6 +427,13 @@ def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Me
     }
     row.update({k: float(np.mean(v)) for k, v in losses.items()})
     row.update({f"rate_{k}": v for k, v in rates.items()})
+    # the policy first: a run killed between the two writes must not log an evaluation
+    # whose policy.pt is one evaluation older (a report would count it finished with it)
+    payload = {**policy_payload(actor), "env": cfg.env}
+    atomic_torch_save(payload, run_dir / "policy.pt")
+    if state["last_eval"] > state.get("best_eval", -math.inf):
+        state["best_eval"] = state["last_eval"]
+        atomic_torch_save(payload, run_dir / BEST_POLICY)
     metrics.log(row)
     if row.get("output_grad") == 0.0:
         warnings.warn(
@@ -439,11 +446,6 @@ def log_evaluation(actor, eval_env, cfg: TrainConfig, run_dir: Path, metrics: Me
             stacklevel=2,
         )
     losses.clear()
-    payload = {**policy_payload(actor), "env": cfg.env}
-    atomic_torch_save(payload, run_dir / "policy.pt")
-    if state["last_eval"] > state.get("best_eval", -math.inf):
-        state["best_eval"] = state["last_eval"]
-        atomic_torch_save(payload, run_dir / BEST_POLICY)
 
 
 def check_writable_dir(path: Path, what: str) -> None:
