@@ -177,6 +177,8 @@ def test_an_option_a_config_does_not_name_counts_at_its_default():
     assert mixed_settings([default, older]) == []
     assert mixed_settings([{**default, "sop_budget": 5000.0}, older]) == ["sop_budget"]
     assert mixed_settings([{**default, "proxy": 1}, default]) == []  # not a training option
+    # without --steps each trial counts at its own budget: seeds trained for two are mixed
+    assert mixed_settings([{**default, "steps": 100}, {**default, "steps": 200}]) == ["steps"]
 
 
 def fake_run(run_dir: Path, cfg: TrainConfig, best: float) -> None:

@@ -247,14 +247,15 @@ def build_report(
 
 
 def mixed_settings(configs: list[dict]) -> list[str]:
-    """The options in which one group's seeds were trained differently (seed and steps
-    aside), e.g. seeds started after the recipe changed. A training option some configs
+    """The options in which one group's seeds were trained differently (the seed aside),
+    e.g. seeds started after the recipe changed; ``steps`` too (a sweep run without
+    ``--steps`` counts each trial at its own budget). A training option some configs
     do not name (added to neurodeploy since) counts at its default there; other keys only
     some configs name are not compared."""
     defaults = option_defaults()
     keys = set().union(*configs) if configs else set()
     mixed = []
-    for k in sorted(keys - {"seed", "steps"}):
+    for k in sorted(keys - {"seed"}):
         if not all(k in c for c in configs) and k not in defaults:
             continue
         values = [c.get(k, defaults.get(k)) for c in configs]
