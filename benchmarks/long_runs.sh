@@ -22,8 +22,10 @@ frozen() {  # frozen COMMIT -> a worktree of it, runs/frozen/COMMIT
 
 restore() {  # restore NAME: on a fresh machine, put the trials results/NAME published back
     # under runs/, so the sweep skips them and publish keeps them (runs already here are kept)
-    if [ -f "$ROOT/results/$1/sweep.json" ]; then
-        "$PY" "$ROOT/benchmarks/training_results.py" restore "$1" --runs "$RUNS" >&2
+    if [ -f "$ROOT/results/$1/sweep.json" ]; then  # one at a time: two lanes may start at once
+        mkdir -p "$RUNS"
+        flock "$RUNS/.restore.lock" "$PY" "$ROOT/benchmarks/training_results.py" restore "$1" \
+            --runs "$RUNS" >&2
     fi
 }
 

@@ -24,6 +24,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
 from neurodeploy.errors import ConfigError  # noqa: E402
-from neurodeploy.sweep.report import markdown, over_shared_seeds, write_report  # noqa: E402
-from neurodeploy.sweep.spec import MANIFEST, read_manifest, read_trial  # noqa: E402
+from neurodeploy.sweep.report import (  # noqa: E402
+    markdown,
+    over_shared_seeds,
+    read_curve,
+    write_report,
+)
+from neurodeploy.sweep.spec import (  # noqa: E402
+    MANIFEST,
+    manifest_difference,
+    read_manifest,
+    read_trial,
+)
 from neurodeploy.train.checkpoint import atomic_write_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +121,9 @@ def reference_runs(env: str, runs: Path) -> list[tuple[dict, Path]]:
     included (the report lists them as such); a finished one must share the sweep's protocol."""
     extra = []
     for run in sorted((runs / "reference" / env).glob("seed*")):
+        if not re.fullmatch(r"seed\d+", run.name):  # e.g. seed1.restoring, seed1-old
+            print(f"note: {run} is not a reference run (not seedN); skipped", file=sys.stderr)
+            continue
         record = read_trial(run)
         if record.get("status") == "done":
             steps, budget = record.get("steps"), BUDGETS[env][1]
@@ -155,24 +169,29 @@ def check_reference_settings(env: str, run: Path, sweep_dir: Path) -> None:
 
 def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = ()) -> Path:
     """Copy the sweep's finished trials (and ``extra`` (manifest item, run dir) pairs) to
-    ``dest`` with its manifest; a trial published before that is unfinished now (extended)
-    is withdrawn. One published whose run is not here (a fresh machine) is refused: restore
-    the runs first, or the copy would silently drop it."""
+    ``dest`` with its manifest; a trial published before whose run trains on from it now
+    (extended) is withdrawn. One whose run is missing or behind it (a fresh machine, a
+    restart) is refused: restore the runs first, or the copy would silently drop it."""
     manifest = read_manifest(sweep_dir)
     trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
     runs = {item["dir"]: sweep_dir / item["dir"] for item in trials}
     for item, run in extra:
         trials.append(item)
         runs[item["dir"]] = run
+    copies = {k: v for k, v in runs.items() if read_trial(v).get("status") == "done"}
     published = {p.relative_to(dest).as_posix(): p for p in dest.glob("*/seed*")}
-    lost = sorted(name for name in published if not runs.get(name, sweep_dir / name).is_dir())
+    # an unfinished run withdraws its published copy only when it trains on from it (a
+    # sweep extended); one missing or behind it (a fresh machine, a restart) would drop it
+    lost = sorted(
+        name for name in published
+        if name not in copies and not _extends(runs.get(name, sweep_dir / name), published[name])
+    )  # fmt: skip
     if lost:
         sys.exit(
             f"error: {dest / lost[0]} ({len(lost)} published trial(s) in all) has no run in "
-            f"{sweep_dir.parent.parent}; put them back with `python benchmarks/"
-            f"training_results.py restore {dest.name}` before publishing"
+            f"{sweep_dir.parent.parent} that finished or trains on from it; put them back "
+            f"with `python benchmarks/training_results.py restore {dest.name}` before publishing"
         )
-    copies = {k: v for k, v in runs.items() if read_trial(v).get("status") == "done"}
     for name, old in published.items():
         if name not in copies:
             shutil.rmtree(old)
@@ -187,6 +206,13 @@ def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = 
     return dest
 
 
+def _extends(run: Path, published: Path) -> bool:
+    """``run`` has trained at least as far as the ``published`` trial (its metrics.csv
+    reaches the published steps): it continues it rather than starting it over."""
+    steps, _ = read_curve(run / "metrics.csv")
+    return bool(steps) and steps[-1] >= int(read_trial(published).get("steps") or 0) > 0
+
+
 def restore(name: str, runs: Path, results: Path) -> list[str]:
     """Put the finished trials published in ``results/<name>`` back under ``runs/`` where
     it has none (a fresh machine): the sweep then skips them and ``publish`` finds every
@@ -194,6 +220,12 @@ def restore(name: str, runs: Path, results: Path) -> list[str]:
     put back."""
     source, sweep_dir = results / name, runs / "sweeps" / name
     manifest = read_manifest(source)
+    if (sweep_dir / MANIFEST).exists():
+        differs = manifest_difference(read_manifest(sweep_dir), manifest)
+        if differs:
+            key, here, there = differs
+            sys.exit(f"error: {sweep_dir} is another sweep than {source} ({key}: {here!r} "
+                     f"there, {there!r} published); nothing restored")  # fmt: skip
     restored = []
     for item in manifest["trials"]:
         published, rel = source / item["dir"], item["dir"]

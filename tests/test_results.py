@@ -127,14 +127,14 @@ def test_every_budgeted_point_has_a_row_in_issue_21s_checks():
     """A budget with no finished seed is a row that says "not measured ... no", not a
     missing row that makes the table look complete."""
     report = json.loads((RESULTS / "pendulum-pareto" / "report.json").read_text())
-    table = _energy_results().acceptance(report)
     budgeted = [g["label"] for g in report["groups"] if g["point"].get("sop_budget")]
-    rows = [line for line in table.splitlines() if line.startswith("| sop_budget=")]
-    assert [row.split(" | ")[0][2:] for row in rows] == budgeted
-    measured = {g["label"] for g in report["pareto"]["groups"]}
-    for row in rows:
-        if row.split(" | ")[0][2:] not in measured:
-            assert "not measured" in row and row.endswith("| no |")
+    unmeasured = budgeted[0]  # as if none of its seeds had finished
+    pareto = report["pareto"]
+    pareto["groups"] = [g for g in pareto["groups"] if g["label"] != unmeasured]
+    table = _energy_results().acceptance(report)
+    rows = {row.split(" | ")[0][2:]: row for row in table.splitlines() if row.startswith("| sop")}
+    assert list(rows) == budgeted
+    assert "not measured" in rows[unmeasured] and rows[unmeasured].endswith("| no |")
 
 
 def test_the_ann_line_needs_the_same_settings(tmp_path):
@@ -184,3 +184,38 @@ def test_the_reference_is_held_to_the_protocol_the_sweep_trained(tmp_path):
         config.write_text(config.read_text().replace("eval_episodes = 10", "eval_episodes = 5"))
     with pytest.raises(SystemExit, match="eval_episodes = 10, the sweep's trials 5"):
         results_py.reference_runs("hopper", runs)
+
+
+def test_publish_withdraws_a_trial_trained_on_but_refuses_one_started_over(tmp_path):
+    """A run here that trains on past its published copy (a sweep extended) withdraws it;
+    one started over behind it, or a different sweep in runs/, is refused; a stray folder
+    beside the reference seeds is not read as one."""
+    results_py = _training_results()
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    shutil.copytree(RESULTS / "hopper", results / "hopper",
+                    ignore=shutil.ignore_patterns("report.*", "*.png", "policy.pt"))  # fmt: skip
+    results_py.restore("hopper", runs, results)
+    (runs / "reference" / "hopper" / "seed1.restoring").mkdir()  # left by a killed restore
+    assert len(results_py.reference_runs("hopper", runs)) == 2
+
+    sweep = runs / "sweeps" / "hopper"
+    trial = "algo=td3,neuron=ann/seed2"
+    record = json.loads((sweep / trial / "trial.json").read_text())
+    (sweep / trial / "trial.json").write_text(json.dumps({**record, "status": "running"}))
+    kept = (sweep / trial / "metrics.csv").read_text()
+    head = "\n".join(kept.splitlines()[:3]) + "\n"  # started over: two evaluations in
+    (sweep / trial / "metrics.csv").write_text(head)
+    before = sorted(str(p) for p in (results / "hopper").rglob("*"))
+    extra = results_py.reference_runs("hopper", runs)
+    with pytest.raises(SystemExit, match=r"neuron=ann/seed2 .*finished or trains on from it"):
+        results_py.publish_sweep(sweep, results / "hopper", extra)
+    assert sorted(str(p) for p in (results / "hopper").rglob("*")) == before
+
+    (sweep / trial / "metrics.csv").write_text(kept)  # trains on from the published steps
+    results_py.publish_sweep(sweep, results / "hopper", extra)
+    assert not (results / "hopper" / trial).exists()  # withdrawn until it finishes again
+
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    (sweep / "sweep.json").write_text(json.dumps({**manifest, "seeds": [0, 1]}))
+    with pytest.raises(SystemExit, match="is another sweep than .*seeds: .*nothing restored"):
+        results_py.restore("hopper", runs, RESULTS)

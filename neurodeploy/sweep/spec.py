@@ -270,23 +270,33 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec) -> tuple[str, list[tuple[Tr
     new = spec.manifest(recipe_name, configs)
     if (sweep_dir / MANIFEST).exists():
         old = read_manifest(sweep_dir)
-        for key in ("recipe_name", "grid", "seeds", "overrides"):
-            a, b = old.get(key), new[key]
-            if key == "overrides":
-                a = {k: v for k, v in (a or {}).items() if k not in MUTABLE_OVERRIDES}
-                b = {k: v for k, v in b.items() if k not in MUTABLE_OVERRIDES}
-            if key == "grid" and a == b and list(a) != list(b):  # the order names the dirs
-                a, b = list(a), list(b)
-            if a != b:
-                raise ConfigError(
-                    f"{sweep_dir / MANIFEST} describes another sweep ({key}: {a!r} there, "
-                    f"{b!r} now); rerun with the same options to resume it, or choose another --out"
-                )
+        differs = manifest_difference(old, new)
+        if differs:
+            key, a, b = differs
+            raise ConfigError(
+                f"{sweep_dir / MANIFEST} describes another sweep ({key}: {a!r} there, "
+                f"{b!r} now); rerun with the same options to resume it, or choose another --out"
+            )
         check_settings(sweep_dir, old.get("configs"), new["configs"])
         check_budget(sweep_dir, configs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(sweep_dir / MANIFEST, (json.dumps(new, indent=2) + "\n").encode())
     return recipe_name, configs
+
+
+def manifest_difference(a: dict, b: dict) -> tuple[str, Any, Any] | None:
+    """The first key in which two manifests describe different sweeps, with its two values,
+    or None when they are the same sweep (``steps`` may differ: a budget may be raised)."""
+    for key in ("recipe_name", "grid", "seeds", "overrides"):
+        x, y = a.get(key), b.get(key)
+        if key == "overrides":
+            x = {k: v for k, v in (x or {}).items() if k not in MUTABLE_OVERRIDES}
+            y = {k: v for k, v in (y or {}).items() if k not in MUTABLE_OVERRIDES}
+        if key == "grid" and x == y and list(x) != list(y):  # the order names the dirs
+            x, y = list(x), list(y)
+        if x != y:
+            return key, x, y
+    return None
 
 
 def check_budget(sweep_dir: Path, configs: list[tuple[Trial, TrainConfig]]) -> None:
