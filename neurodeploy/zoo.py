@@ -22,6 +22,12 @@ from neurodeploy.errors import ConfigError
 from neurodeploy.paths import recipe_dir
 
 PREFIX = "zoo:"
+# The numerics a card's torch returns are measured and reproduced under, set in the process
+# environment before torch loads: MKL's conditional numerical reproducibility, so torch's
+# float matrix products give the same bits on any x86 CPU, on one thread. Its default code
+# path differs between CPUs, and a closed loop amplifies the last bit: QuadHover's torch
+# returns differed by up to 0.15 % per episode between two machines without it.
+NUMERICS = {"MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"}
 CARD = "card.json"
 POLICY = "policy.pt"
 

@@ -10,7 +10,6 @@ import pytest
 
 from neurodeploy import zoo
 from neurodeploy.errors import ConfigError
-from neurodeploy.hardware.runner import run_policy
 
 NEURODEPLOY = str(Path(sys.executable).parent / "neurodeploy")
 ENTRIES = zoo.entries()
@@ -30,8 +29,20 @@ def test_card_torch_return_is_reproduced(entry):
     assert CARD_FIELDS <= set(card)
     assert {"command", "recipe", "set"} <= set(card["provenance"])
     assert card["file_bytes"] == entry.policy.stat().st_size
-    result = run_policy(zoo.resolve_source(f"zoo:{entry.name}"), "torch", episodes=3, seed=0)
-    assert result.returns == pytest.approx(card["returns"]["torch"]["per_episode"][:3], rel=1e-4)
+    # in a process of its own: MKL reads the card's numerics when torch loads it
+    code = (
+        "import json, sys\nfrom neurodeploy import zoo\n"
+        "from neurodeploy.hardware.runner import run_policy\n"
+        "r = run_policy(zoo.resolve_source(sys.argv[1]), 'torch', episodes=3, seed=0)\n"
+        "print(json.dumps([float(x) for x in r.returns]))"
+    )
+    env = {**os.environ, **zoo.NUMERICS}
+    out = subprocess.run([sys.executable, "-c", code, f"zoo:{entry.name}"], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    returns = json.loads(out.stdout.splitlines()[-1])
+    assert card["torch_numerics"] == zoo.NUMERICS
+    assert returns == pytest.approx(card["returns"]["torch"]["per_episode"][:3], rel=1e-4)
 
 
 def test_unknown_entry_is_one_line():
