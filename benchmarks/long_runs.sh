@@ -5,7 +5,8 @@
 #
 #   nohup bash benchmarks/long_runs.sh hopper >> runs/sweeps/hopper.log 2>&1 &
 #
-# At most two at once on a 2-core machine (one torch thread each). Publish a finished sweep
+# At most two at once on a 2-core machine (one torch thread each); LANES=2 runs two
+# pendulum-pareto trials at once instead (then run nothing beside it). Publish a finished sweep
 # with `python benchmarks/training_results.py publish <env>` and commit results/<env>.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,7 +81,8 @@ case "${1:-}" in
         restore pendulum-pareto
         run_in 4d5ffc5 "$ND" sweep pendulum --seeds 0-2 --grid \
             'sop_budget:hidden=10000:[256,256],5000:[256,256],0:[256,256],20000:[256,256],2500:[256,256],0:[128,128],0:[64,64]' \
-            --steps 15000 --out "$RUNS/sweeps/pendulum-pareto" --num-cpus 1 --cpus-per-trial 1 ;;
+            --steps 15000 --out "$RUNS/sweeps/pendulum-pareto" --num-cpus "${LANES:-1}" \
+            --cpus-per-trial 1 ;;
     hopper-budget)  # issue 21: two budgets, seed 0 (4d5ffc5). PT-LIF unbudgeted spends ~110k
         # SOPs/action, ~30k of them the encoder's alone (results/hopper seed 0: rate 0.216 x 110
         # neurons x T=5 x fan-out 256); Pendulum's budget near its encoder's cost silenced every
