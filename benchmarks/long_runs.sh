@@ -5,8 +5,8 @@
 #
 #   nohup bash benchmarks/long_runs.sh hopper >> runs/sweeps/hopper.log 2>&1 &
 #
-# At most two at once on a 2-core machine (one torch thread each); LANES=2 runs two
-# pendulum-pareto trials at once instead (then run nothing beside it). Publish a finished sweep
+# At most two at once on a 2-core machine (one torch thread each); LANES=2 runs two trials of
+# pendulum-pareto or hopper-budget at once instead (then run nothing beside it). Publish a finished sweep
 # with `python benchmarks/training_results.py publish <env>` and commit results/<env>.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,7 +89,8 @@ case "${1:-}" in
         # seed (docs/training.md), so the budgets leave the hidden layers ~45k and ~20k
         restore hopper-budget
         run_in 4d5ffc5 "$ND" sweep hopper --seeds 0 --grid sop_budget=75000,50000 \
-            --steps 100000 --out "$RUNS/sweeps/hopper-budget" --num-cpus 1 --cpus-per-trial 1 ;;
+            --steps 100000 --out "$RUNS/sweeps/hopper-budget" --num-cpus "${LANES:-1}" \
+            --cpus-per-trial 1 ;;
     *)
         echo "usage: bash benchmarks/long_runs.sh hopper|idp|idp-lr|pendulum|reference-hopper [SEED]|pendulum-pareto|hopper-budget" >&2
         exit 2 ;;
