@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
-from training_results import ROOT, publish_sweep  # noqa: E402
+from training_results import BORROWED, ROOT, publish_sweep  # noqa: E402
 
-from neurodeploy.sweep.report import markdown, write_report  # noqa: E402
+from neurodeploy.sweep.report import markdown, mixed_settings, write_report  # noqa: E402
+from neurodeploy.sweep.spec import read_manifest  # noqa: E402
 
 SWEEPS = {
     "pendulum-pareto": "neurodeploy sweep pendulum --seeds 0-2 --grid 'sop_budget:hidden="
@@ -34,8 +35,15 @@ SWEEPS = {
     "--steps 100000",
 }
 SEEDS = 3  # issue 21: "final, mean of 3 seeds"
+# the training results (issue 15) of each sweep's recipe and steps: their ANN's return is the
+# reference line's, and hopper-budget (no unbudgeted grid point) borrows their unbudgeted
+# PT-LIF trials of its seeds as its point sop_budget=0
+TRAINING = {"pendulum-pareto": "pendulum", "hopper-budget": "hopper"}
 ANN_DIR = "algo=td3,neuron=ann"  # the training results' ANN group
-VARIED = {"algo", "neuron", "sop_budget", "hidden", "seed"}  # what the two sweeps may vary
+PT_LIF_DIR = "algo=pt-td3,neuron=lif"  # ... and their PT-LIF group
+BORROWS = {"hopper-budget"}
+UNBUDGETED = "unbudgeted"  # the borrowed trials' folder in results/<name>
+VARIED = {"algo", "neuron", "sop_budget", "hidden", "seed"}  # what the sweeps may vary
 
 
 def acceptance(report: dict) -> str:
@@ -82,30 +90,68 @@ def acceptance(report: dict) -> str:
     return "\n".join(lines)
 
 
+def differing(configs: list[Path]) -> list[str]:
+    """The training options in which these trials' config.toml differ, besides the keys the
+    sweeps vary (an option an older config does not name counts at its default)."""
+    loaded = [tomllib.loads(p.read_text()) for p in configs]
+    return mixed_settings([{k: v for k, v in c.items() if k not in VARIED} for c in loaded])
+
+
 def ann_return(folder: Path, sweep: Path) -> str:
-    """The ANN's return at the same settings, from the training results' sweep (this sweep
-    trains no ANN): a sentence, or "" when that report has no ANN group or its ANN trials
-    were trained with other settings than every trial here (the grid's keys aside)."""
-    trials = [*folder.glob(f"{ANN_DIR}/seed*/config.toml"), *sweep.glob("*/seed*/config.toml")]
-    settings = {
-        json.dumps(
-            {k: v for k, v in tomllib.loads(p.read_text()).items() if k not in VARIED},
-            sort_keys=True,
-        )
-        for p in trials
-    }
-    if len(settings) != 1:
-        return ""
+    """The ANN's return at the same settings, from the training results' sweep (these sweeps
+    train no ANN): a sentence, or one saying why there is none (no ANN group, or its trials
+    were trained with other settings than every trial here, the grid's keys aside)."""
+    where = os.path.relpath(folder, ROOT)
+    ann = sorted(folder.glob(f"{ANN_DIR}/seed*/config.toml"))
+    others = differing([*ann, *sweep.glob("*/seed*/config.toml")])
     report = json.loads((folder / "report.json").read_text())
-    for g in report["groups"]:
-        if g["label"] == ANN_DIR and g["final_return"]:
-            r = g["final_return"]
-            return (
-                f"\n\nThe ANN's return, for the reference line the sweep cannot draw: TD3 with "
-                f"the 256-256 ANN actor, same recipe and steps (`{os.path.relpath(folder, ROOT)}`, "
-                f"{r['n']} seeds): final {r['mean']:.1f} ± {r['std']:.1f}."
-            )
-    return ""
+    found = [g for g in report["groups"] if g["label"] == ANN_DIR and g["final_return"]]
+    if not ann or not found:
+        return f"\n\nNo ANN return to draw beside this sweep: `{where}` has no finished ANN trial."
+    if others:
+        return (
+            f"\n\nNo ANN return quoted beside this sweep: the ANN trials of `{where}` were "
+            f"trained with other {', '.join(others)} than the trials here."
+        )
+    r = found[0]["final_return"]
+    return (
+        f"\n\nThe ANN's return, for the reference line the sweep cannot draw: TD3 with the "
+        f"256-256 ANN actor, same recipe and steps (`{where}`, {r['n']} seeds): final "
+        f"{r['mean']:.1f} ± {r['std']:.1f}."
+    )
+
+
+def borrowed(name: str, results: Path, runs: Path) -> list[tuple[dict, Path]]:
+    """The training results' unbudgeted PT-LIF trials of the sweep's seeds, as (manifest item,
+    run dir) pairs for ``publish_sweep``: the point sop_budget=0 of a sweep that trains none.
+    :func:`check_borrowed` holds them to the sweep's settings."""
+    if name not in BORROWS:
+        return []
+    source = results / TRAINING[name] / PT_LIF_DIR
+    sweep = read_manifest(runs / "sweeps" / name)
+    pairs = []
+    for seed in sweep["seeds"]:
+        run = source / f"seed{seed}"
+        if not (run / "config.toml").is_file():
+            continue  # not trained (yet): the point has fewer seeds
+        item = {
+            "name": f"{UNBUDGETED}/seed{seed}",
+            "dir": f"{UNBUDGETED}/seed{seed}",
+            "point": {"sop_budget": 0},
+            "seed": seed,
+            BORROWED: os.path.relpath(run, ROOT),
+        }
+        pairs.append((item, run))
+    return pairs
+
+
+def check_borrowed(name: str, pairs: list[tuple[dict, Path]], runs: Path) -> None:
+    """A borrowed trial must share every setting with the sweep's own (the grid's keys aside)."""
+    own = sorted((runs / "sweeps" / name).glob("*/seed*/config.toml"))
+    others = differing([*own, *(run / "config.toml" for _, run in pairs)])
+    if own and pairs and others:
+        sys.exit(f"error: {pairs[0][1]} was trained with other {', '.join(others)} than the "
+                 f"trials of {name}: it cannot stand for its sop_budget=0")  # fmt: skip
 
 
 def main() -> None:
@@ -117,7 +163,9 @@ def main() -> None:
     args = parser.parse_args()
     runs, results = args.runs.resolve(), args.results.resolve()
     os.chdir(ROOT)  # the report names its folder relative to the repository
-    dest = publish_sweep(runs / "sweeps" / args.name, results / args.name)
+    extra = borrowed(args.name, results, runs)
+    check_borrowed(args.name, extra, runs)
+    dest = publish_sweep(runs / "sweeps" / args.name, results / args.name, extra)
     report = write_report(Path(os.path.relpath(dest)), progress=sys.stderr.isatty())
     text = markdown(report)
     for image in ("curves.png", "pareto.png"):
@@ -126,8 +174,18 @@ def main() -> None:
         f"Sweep: `{SWEEPS[args.name]}` (`bash benchmarks/long_runs.sh {args.name}`). Rebuild "
         f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
     )
+    if extra:
+        training = os.path.relpath(results / TRAINING[args.name], ROOT)
+        body += (
+            f"\n\nThe point sop_budget=0 (`{UNBUDGETED}/`) is borrowed, not trained by this "
+            f"sweep: the unbudgeted PT-LIF of `{training}` "
+            "(issue 15's results), same recipe, steps and settings, seeds "
+            f"{', '.join(str(item['seed']) for item, _ in extra)}; exported and counted here "
+            "like the rest."
+        )
+    body += ann_return(results / TRAINING[args.name], dest)
     if args.name == "pendulum-pareto":  # issue 21's checks are Pendulum's
-        body += ann_return(results / "pendulum", dest) + acceptance(report)
+        body += acceptance(report)
     print(body)
     write_section(f"energy_{args.name}", f"Energy-aware training: {args.name} (issue 21)", body)
 

@@ -73,6 +73,9 @@ PAPER_TABLE1 = {
 NAMES = {"algo=pt-td3,neuron=lif": "PT-LIF", "algo=td3,neuron=lif": "vanilla LIF",
          "algo=td3,neuron=ann": "ANN TD3"}  # fmt: skip
 KEEP = ("config.toml", "metrics.csv", "trial.json", "policy.pt")
+# in a published manifest item: the trial is another published sweep's (its path in results/),
+# shown beside this sweep's trials (benchmarks/energy_results.py), never restored into runs/
+BORROWED = "borrowed_from"
 PROTOCOL = ("env", "steps", "start_steps", "eval_every", "eval_episodes")
 TIE = 0.01  # max returns closer than this (relative) are not ordered
 
@@ -229,8 +232,8 @@ def restore(name: str, runs: Path, results: Path) -> list[str]:
     restored = []
     for item in manifest["trials"]:
         published, rel = source / item["dir"], item["dir"]
-        if read_trial(published).get("status") != "done":
-            continue
+        if read_trial(published).get("status") != "done" or BORROWED in item:
+            continue  # a borrowed trial is another sweep's: publish copies it from there
         ref = rel.startswith("reference/")
         run = runs / "reference" / name / rel.split("/", 1)[1] if ref else sweep_dir / rel
         if run.exists():
@@ -241,7 +244,10 @@ def restore(name: str, runs: Path, results: Path) -> list[str]:
         partial.rename(run)
         restored.append(rel)
     if not (sweep_dir / MANIFEST).exists():
-        own = [t for t in manifest["trials"] if not t["dir"].startswith("reference/")]
+        own = [
+            t for t in manifest["trials"]
+            if not t["dir"].startswith("reference/") and BORROWED not in t
+        ]  # fmt: skip
         body = {k: v for k, v in manifest.items() if k != "note"} | {"trials": own}
         atomic_write_bytes(sweep_dir / MANIFEST, (json.dumps(body, indent=2) + "\n").encode())
     return restored

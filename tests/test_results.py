@@ -146,8 +146,52 @@ def test_the_ann_line_needs_the_same_settings(tmp_path):
     sweep = RESULTS / "pendulum-pareto"
     assert "final -182.5" in energy.ann_return(tmp_path / "pendulum", sweep)
     config = tmp_path / "pendulum" / "algo=td3,neuron=ann" / "seed0" / "config.toml"
-    config.write_text(config.read_text().replace("steps = 15000", "steps = 30000"))
-    assert energy.ann_return(tmp_path / "pendulum", sweep) == ""
+    text = config.read_text()
+    # an option an older config does not name counts at its default: still the same settings
+    config.write_text(text.replace('lr_schedule = "constant"\n', ""))
+    assert "final -182.5" in energy.ann_return(tmp_path / "pendulum", sweep)
+    config.write_text(text.replace("steps = 15000", "steps = 30000"))
+    said = energy.ann_return(tmp_path / "pendulum", sweep)
+    assert "No ANN return quoted" in said and "other steps than" in said
+
+
+def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_path):
+    """hopper-budget's point sop_budget=0 is results/hopper's PT-LIF seed 0: published beside
+    the sweep's trials (named as borrowed), refused when trained with other settings, and
+    never restored into runs/ (the sweep there would not know it)."""
+    energy, results_py = _energy_results(), _training_results()
+    sweep_dir = tmp_path / "runs" / "sweeps" / "hopper-budget"
+    source = RESULTS / "hopper" / "algo=pt-td3,neuron=lif" / "seed0"
+    manifest = {"format": "neurodeploy-sweep/1", "recipe": "hopper", "recipe_name": "hopper",
+                "grid": {"sop_budget": [75000.0]}, "seeds": [0], "overrides": {"steps": 100000},
+                "trials": [{"name": "sop_budget=75000/seed0", "dir": "sop_budget=75000/seed0",
+                            "point": {"sop_budget": 75000.0}, "seed": 0}]}  # fmt: skip
+    own = sweep_dir / "sop_budget=75000" / "seed0"
+    own.mkdir(parents=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps(manifest))
+    trained = (source / "config.toml").read_text()
+    (own / "config.toml").write_text("sop_budget = 75000.0\n" + trained)  # unfinished
+    pairs = energy.borrowed("hopper-budget", RESULTS, tmp_path / "runs")
+    assert [(item["dir"], item["point"], run) for item, run in pairs] == [
+        ("unbudgeted/seed0", {"sop_budget": 0}, source)
+    ]
+    energy.check_borrowed("hopper-budget", pairs, tmp_path / "runs")  # the same settings
+    dest = tmp_path / "results" / "hopper-budget"
+    results_py.publish_sweep(sweep_dir, dest, pairs)
+    assert (dest / "unbudgeted" / "seed0" / "policy.pt").read_bytes() == (
+        source / "policy.pt"
+    ).read_bytes()
+    published = json.loads((dest / "sweep.json").read_text())
+    assert [t[results_py.BORROWED] for t in published["trials"] if results_py.BORROWED in t] == [
+        "results/hopper/algo=pt-td3,neuron=lif/seed0"
+    ]
+    fresh = tmp_path / "fresh"
+    assert results_py.restore("hopper-budget", fresh, tmp_path / "results") == []
+    kept = json.loads((fresh / "sweeps" / "hopper-budget" / "sweep.json").read_text())
+    assert [t["dir"] for t in kept["trials"]] == ["sop_budget=75000/seed0"]
+    (own / "config.toml").write_text(trained.replace("batch_size = 256", "batch_size = 128"))
+    with pytest.raises(SystemExit, match="other batch_size than the trials of hopper-budget"):
+        energy.check_borrowed("hopper-budget", pairs, tmp_path / "runs")
 
 
 def test_the_idp_criterion_is_not_decided_while_a_seed_is_unfinished():
