@@ -387,6 +387,33 @@ def test_a_dead_output_layer_is_measured_and_warned(tmp_path):
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0].count("output_grad") == 1
 
 
+def test_an_evaluation_row_is_logged_only_after_its_policy_is_written(tmp_path):
+    """A run killed between the two writes of an evaluation must not leave a metrics row whose
+    policy.pt is one evaluation older (a report would count the trial finished with it):
+    policy.pt is written first, so a failing row write finds the new policy already there."""
+    from neurodeploy.envs import make_env
+    from neurodeploy.train.loop import log_evaluation
+    from neurodeploy.train.metrics import Metrics
+
+    cfg = tiny_config()
+    agent, _ = one_actor_update(cfg)
+    metrics = Metrics(tmp_path, agent.actor.layer_names)
+
+    def killed(row):  # the kill lands between the two writes
+        assert (tmp_path / "policy.pt").is_file(), "the row came before its policy"
+        raise KeyboardInterrupt
+
+    metrics.log = killed
+    state = {"last_return": 0.0, "best_eval": -float("inf")}
+    with pytest.raises(KeyboardInterrupt):
+        log_evaluation(agent.actor, make_env(cfg.env, 0), cfg, tmp_path, metrics, state,
+                       {}, 350, 1.0, 1.0)  # fmt: skip
+    metrics.close()
+    saved = torch.load(tmp_path / "policy.pt", weights_only=False)
+    mine = agent.actor.state_dict()
+    assert all(torch.equal(v, mine[k]) for k, v in saved["state_dict"].items())
+
+
 def test_a_saturated_ann_output_is_measured():
     """The ANN actor's output_grad: 0 when its tanh is saturated to +-1 on every sample (as
     InvertedDoublePendulum ANN TD3 seed 2 ended), above 0 otherwise."""
