@@ -319,13 +319,21 @@ def reference_check(report: dict) -> str:
     if not both:
         return ""
     (fa, fb), _ = over_shared_seeds([ours, ref], "final_return")
-    verdict = "within" if abs(a - b) <= 0.15 * abs(b) else "not within"
+    verdict = "within 15 %" if abs(a - b) <= 0.15 * abs(b) else "not within 15 %"
+    if 0 not in both:  # issue 15: "with at least seed 0"
+        verdict += ", but not decided: the criterion needs seed 0"
     seeds = ", ".join(str(k) for k in both)
+    missing = sorted(set(ours["seeds"]) - set(both))
+    pending = (
+        f" PT-LIF seed(s) {', '.join(map(str, missing))} have no finished reference run yet."
+        if missing
+        else ""
+    )
     return (
         f"\n\nAgainst the reference implementation, seeds {seeds}: PT-LIF max average return "
-        f"{a:.1f}, reference {b:.1f}, ratio {a / b:.3f}: {verdict} 15 % (issue 15's "
+        f"{a:.1f}, reference {b:.1f}, ratio {a / b:.3f}: {verdict} (issue 15's "
         f"criterion). Final return (mean of the last 3 evaluations) on the same seeds: "
-        f"PT-LIF {fa:.1f}, reference {fb:.1f}, ratio {fa / fb:.3f}."
+        f"PT-LIF {fa:.1f}, reference {fb:.1f}, ratio {fa / fb:.3f}.{pending}"
     )
 
 
