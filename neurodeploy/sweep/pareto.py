@@ -433,6 +433,22 @@ def pareto_markdown(pareto: dict) -> list[str]:
     return lines
 
 
+def log_axis(ax) -> None:
+    """A log x axis labelled at 1, 2 and 5 times the powers of ten, at least 4x wide (so two
+    such labels fall inside): a narrow span (one trial near the ANN line) otherwise gets
+    matplotlib's minor labels written over each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    if hi / lo < 4:
+        mid = math.sqrt(lo * hi)
+        ax.set_xlim(mid / 2, mid * 2)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_pareto(pareto: dict, path: Path) -> None:
     """Final return against nJ per inference (log), one panel per environment and profile:
     each seed a small point, each grid point its mean with ± 1 std bars on both axes, the
@@ -479,7 +495,7 @@ def plot_pareto(pareto: dict, path: Path) -> None:
                 )  # fmt: skip
                 if ref["final_return"]:
                     ax.axhline(ref["final_return"]["mean"], color="black", ls=":", lw=1.2)
-            ax.set_xscale("log")
+            log_axis(ax)
             ax.set_title(f"{env} · {profile}", fontsize=10)
             ax.set_xlabel("nJ per inference (bench-energy, deployed)")
             ax.set_ylabel("final return")
