@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 from training_results import BORROWED, ROOT, publish_sweep  # noqa: E402
 
+from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.sweep.report import markdown, mixed_settings, write_report  # noqa: E402
 from neurodeploy.sweep.spec import read_manifest  # noqa: E402
 
@@ -191,4 +192,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NeurodeployError as exc:  # e.g. no sweep in runs/ (a fresh machine): one line
+        sys.exit(f"error: {exc}")

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
-from neurodeploy.errors import ConfigError  # noqa: E402
+from neurodeploy.errors import ConfigError, NeurodeployError  # noqa: E402
 from neurodeploy.sweep.report import (  # noqa: E402
     markdown,
     over_shared_seeds,
@@ -429,4 +429,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NeurodeployError as exc:  # e.g. no sweep in runs/ (a fresh machine): one line
+        sys.exit(f"error: {exc}")
