@@ -44,6 +44,8 @@ from neurodeploy.sweep.report import (  # noqa: E402
 from neurodeploy.sweep.spec import (  # noqa: E402
     MANIFEST,
     manifest_difference,
+    parse_grid,
+    parse_seeds,
     read_manifest,
     read_trial,
 )
@@ -365,9 +367,15 @@ def idp_check(env: str, report: dict) -> str:
 
 def render(env: str, report: dict) -> None:
     """Write the docs/results.md section of ``env`` from its published report alone."""
+    recipe, steps, seeds, extra = BUDGETS[env]
+    swept = {"recipe": recipe, "seeds": parse_seeds(seeds), "grid": parse_grid([METHODS]),
+             "overrides": {"steps": steps, **extra_settings(env)}}  # fmt: skip
+    for key, wanted in swept.items():  # the command shown must be the one that made it
+        if report.get(key) != wanted:
+            sys.exit(f"error: results/{env} was swept with {key} {report.get(key)!r}, not "
+                     f"{wanted!r} as BUDGETS says; publish it again or mend BUDGETS")  # fmt: skip
     text = markdown(report).replace("](curves.png)", f"](../results/{env}/curves.png)")
     body = text.split("\n", 2)[2]  # without the report's own title
-    recipe, steps, seeds, extra = BUDGETS[env]
     sets = "".join(f" --set {x}" for x in extra)
     has_reference = any(g["label"].startswith("implementation=") for g in report["groups"])
     reference = "; reference: `benchmarks/reference_run.py` at the same budget" * has_reference

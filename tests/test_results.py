@@ -280,3 +280,15 @@ def test_publish_withdraws_a_trial_trained_on_but_refuses_one_started_over(tmp_p
     (sweep / "sweep.json").write_text(json.dumps({**manifest, "seeds": [0, 1]}))
     with pytest.raises(SystemExit, match="is another sweep than .*seeds: .*nothing restored"):
         results_py.restore("hopper", runs, RESULTS)
+
+
+def test_render_refuses_a_report_another_command_made():
+    """The section names BUDGETS' sweep command above the report: a report swept otherwise
+    (here: another actor_lr) is refused, before docs/results.md is touched."""
+    results_py = _training_results()
+    report = json.loads((RESULTS / "idp-lr" / "report.json").read_text())
+    report["overrides"]["actor_lr"] = 3e-4
+    before = (RESULTS.parent / "docs" / "results.md").read_bytes()
+    with pytest.raises(SystemExit, match="idp-lr was swept with overrides .*as BUDGETS says"):
+        results_py.render("idp-lr", report)
+    assert (RESULTS.parent / "docs" / "results.md").read_bytes() == before
