@@ -3,7 +3,8 @@
 The sweeps run with ``bash benchmarks/long_runs.sh pendulum-pareto`` (SOP budgets at 256-256
 and two smaller unbudgeted sizes, seeds 0-2, 15k steps) and ``... hopper-budget`` (two
 budgets, seed 0, 100k steps). ``publish`` copies each finished trial's compact artefacts to
-``results/<name>/``, runs ``neurodeploy report`` there (every spiking trial exported to
+``results/<name>/``, with the trials it borrows from the training results (``BORROWS``: the
+ANN, and Hopper's unbudgeted PT-LIF), runs ``neurodeploy report`` there (every spiking trial exported to
 loihi2 and counted by bench-energy on the emulator; its report kept as ``TRIAL/energy.json``
 with policy.pt's SHA-256, so ``neurodeploy report results/<name>`` rebuilds the table and
 pareto.png without exporting), and records the table in docs/results.md.
@@ -14,7 +15,6 @@ pareto.png without exporting), and records the table in docs/results.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tomllib
@@ -36,14 +36,22 @@ SWEEPS = {
     "--steps 100000",
 }
 SEEDS = 3  # issue 21: "final, mean of 3 seeds"
-# the training results (issue 15) of each sweep's recipe and steps: their ANN's return is the
-# reference line's, and hopper-budget (no unbudgeted grid point) borrows their unbudgeted
-# PT-LIF trials of its seeds as its point sop_budget=0
-TRAINING = {"pendulum-pareto": "pendulum", "hopper-budget": "hopper"}
-ANN_DIR = "algo=td3,neuron=ann"  # the training results' ANN group
+ANN_DIR = "algo=td3,neuron=ann"  # the training results' ANN group ...
 PT_LIF_DIR = "algo=pt-td3,neuron=lif"  # ... and their PT-LIF group
-BORROWS = {"hopper-budget"}
-UNBUDGETED = "unbudgeted"  # the borrowed trials' folder in results/<name>
+# What each sweep borrows from the training results (issue 15) of its recipe and steps, the
+# seeds it sweeps: (training results, [(their group, the point here, the folder here)]). The
+# ANN gives the picture its reference line's return (these sweeps train no ANN); hopper-budget
+# has no unbudgeted grid point and borrows the unbudgeted PT-LIF as sop_budget=0.
+BORROWS = {
+    "pendulum-pareto": ("pendulum", [(ANN_DIR, {"algo": "td3", "neuron": "ann"}, "ann")]),
+    "hopper-budget": (
+        "hopper",
+        [
+            (PT_LIF_DIR, {"sop_budget": 0}, "unbudgeted"),
+            (ANN_DIR, {"algo": "td3", "neuron": "ann"}, "ann"),
+        ],
+    ),
+}
 VARIED = {"algo", "neuron", "sop_budget", "hidden", "seed"}  # what the sweeps may vary
 
 
@@ -91,68 +99,32 @@ def acceptance(report: dict) -> str:
     return "\n".join(lines)
 
 
-def differing(configs: list[Path]) -> list[str]:
-    """The training options in which these trials' config.toml differ, besides the keys the
-    sweeps vary (an option an older config does not name counts at its default)."""
-    loaded = [tomllib.loads(p.read_text()) for p in configs]
-    return mixed_settings([{k: v for k, v in c.items() if k not in VARIED} for c in loaded])
-
-
-def ann_return(folder: Path, sweep: Path) -> str:
-    """The ANN's return at the same settings, from the training results' sweep (these sweeps
-    train no ANN): a sentence, or one saying why there is none (no ANN group, or its trials
-    were trained with other settings than every trial here, the grid's keys aside)."""
-    where = os.path.relpath(folder, ROOT)
-    ann = sorted(folder.glob(f"{ANN_DIR}/seed*/config.toml"))
-    others = differing([*ann, *sweep.glob("*/seed*/config.toml")])
-    report = json.loads((folder / "report.json").read_text())
-    found = [g for g in report["groups"] if g["label"] == ANN_DIR and g["final_return"]]
-    if not ann or not found:
-        return f"\n\nNo ANN return to draw beside this sweep: `{where}` has no finished ANN trial."
-    if others:
-        return (
-            f"\n\nNo ANN return quoted beside this sweep: the ANN trials of `{where}` were "
-            f"trained with other {', '.join(others)} than the trials here."
-        )
-    r = found[0]["final_return"]
-    return (
-        f"\n\nThe ANN's return, for the reference line the sweep cannot draw: TD3 with the "
-        f"256-256 ANN actor, same recipe and steps (`{where}`, {r['n']} seeds): final "
-        f"{r['mean']:.1f} ± {r['std']:.1f}."
-    )
-
-
-def borrowed(name: str, results: Path, runs: Path) -> list[tuple[dict, Path]]:
-    """The training results' unbudgeted PT-LIF trials of the sweep's seeds, as (manifest item,
-    run dir) pairs for ``publish_sweep``: the point sop_budget=0 of a sweep that trains none.
-    :func:`check_borrowed` holds them to the sweep's settings."""
-    if name not in BORROWS:
-        return []
-    source = results / TRAINING[name] / PT_LIF_DIR
-    sweep = read_manifest(runs / "sweeps" / name)
+def borrowed(name: str, results: Path, seeds: list[int]) -> list[tuple[dict, Path]]:
+    """The trials ``name`` borrows (:data:`BORROWS`) of ``seeds``, as (manifest item, run dir)
+    pairs for ``publish_sweep``; :func:`check_borrowed` holds them to the sweep's settings."""
+    training, groups = BORROWS[name]
     pairs = []
-    for seed in sweep["seeds"]:
-        run = source / f"seed{seed}"
-        if not (run / "config.toml").is_file():
-            continue  # not trained (yet): the point has fewer seeds
-        item = {
-            "name": f"{UNBUDGETED}/seed{seed}",
-            "dir": f"{UNBUDGETED}/seed{seed}",
-            "point": {"sop_budget": 0},
-            "seed": seed,
-            BORROWED: os.path.relpath(run, ROOT),
-        }
-        pairs.append((item, run))
+    for group, point, folder in groups:
+        for seed in seeds:
+            run = results / training / group / f"seed{seed}"
+            if not (run / "config.toml").is_file():
+                continue  # not trained (yet): the point has fewer seeds
+            item = {"name": f"{folder}/seed{seed}", "dir": f"{folder}/seed{seed}",
+                    "point": point, "seed": seed, BORROWED: os.path.relpath(run, ROOT)}  # fmt: skip
+            pairs.append((item, run))
     return pairs
 
 
-def check_borrowed(name: str, pairs: list[tuple[dict, Path]], runs: Path) -> None:
-    """A borrowed trial must share every setting with the sweep's own (the grid's keys aside)."""
-    own = sorted((runs / "sweeps" / name).glob("*/seed*/config.toml"))
-    others = differing([*own, *(run / "config.toml" for _, run in pairs)])
-    if own and pairs and others:
-        sys.exit(f"error: {pairs[0][1]} was trained with other {', '.join(others)} than the "
-                 f"trials of {name}: it cannot stand for its sop_budget=0")  # fmt: skip
+def check_borrowed(sweep_dir: Path, pairs: list[tuple[dict, Path]]) -> None:
+    """A borrowed trial must share every training option with the sweep's own trials but the
+    keys the sweeps vary (an option an older config does not name counts at its default)."""
+    configs = [*sweep_dir.glob("*/seed*/config.toml"), *(run / "config.toml" for _, run in pairs)]
+    loaded = [tomllib.loads(p.read_text()) for p in configs]
+    others = mixed_settings([{k: v for k, v in c.items() if k not in VARIED} for c in loaded])
+    if others:
+        sys.exit(f"error: {' or '.join(sorted({str(r.parent) for _, r in pairs}))} and the "
+                 f"trials of {sweep_dir} were trained with other {', '.join(others)}: the "
+                 "borrowed trials cannot stand beside them")  # fmt: skip
 
 
 def main() -> None:
@@ -164,9 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     runs, results = args.runs.resolve(), args.results.resolve()
     os.chdir(ROOT)  # the report names its folder relative to the repository
-    extra = borrowed(args.name, results, runs)
-    check_borrowed(args.name, extra, runs)
-    dest = publish_sweep(runs / "sweeps" / args.name, results / args.name, extra)
+    sweep_dir = runs / "sweeps" / args.name
+    extra = borrowed(args.name, results, read_manifest(sweep_dir)["seeds"])
+    check_borrowed(sweep_dir, extra)
+    dest = publish_sweep(sweep_dir, results / args.name, extra)
     report = write_report(Path(os.path.relpath(dest)), progress=sys.stderr.isatty())
     text = markdown(report)
     for image in ("curves.png", "pareto.png"):
@@ -175,16 +148,15 @@ def main() -> None:
         f"Sweep: `{SWEEPS[args.name]}` (`bash benchmarks/long_runs.sh {args.name}`). Rebuild "
         f"with `neurodeploy report results/{args.name}`.\n\n" + text.split("\n", 2)[2]
     )
-    if extra:
-        training = os.path.relpath(results / TRAINING[args.name], ROOT)
-        body += (
-            f"\n\nThe point sop_budget=0 (`{UNBUDGETED}/`) is borrowed, not trained by this "
-            f"sweep: the unbudgeted PT-LIF of `{training}` "
-            "(issue 15's results), same recipe, steps and settings, seeds "
-            f"{', '.join(str(item['seed']) for item, _ in extra)}; exported and counted here "
-            "like the rest."
-        )
-    body += ann_return(results / TRAINING[args.name], dest)
+    training, groups = BORROWS[args.name]
+    folders = ", ".join(f"`{folder}/` ({group})" for group, _, folder in groups)
+    body += (
+        f"\n\nBorrowed, not trained by this sweep: {folders} are issue 15's trials of "
+        f"`results/{training}` (seeds "
+        f"{', '.join(sorted({str(item['seed']) for item, _ in extra}))}), trained with the same "
+        "recipe, steps and settings (checked), and counted here like the rest; the ANN's "
+        "return is the reference line's."
+    )
     if args.name == "pendulum-pareto":  # issue 21's checks are Pendulum's
         body += acceptance(report)
     print(body)

@@ -137,28 +137,32 @@ def test_every_budgeted_point_has_a_row_in_issue_21s_checks():
     assert "not measured" in rows[unmeasured] and rows[unmeasured].endswith("| no |")
 
 
-def test_the_ann_line_needs_the_same_settings(tmp_path):
-    """The ANN's return is quoted beside the Pareto sweep only when its trials were trained
-    with the same settings as every trial there (the grid's keys aside)."""
+def test_a_borrowed_trial_needs_the_same_settings(tmp_path):
+    """The training results' ANN stands beside the Pareto sweep (its return is the reference
+    line's) only when trained with the same settings as every trial there, the swept keys
+    aside; an option an older config does not name counts at its default."""
     energy = _energy_results()
     shutil.copytree(RESULTS / "pendulum", tmp_path / "pendulum",
                     ignore=shutil.ignore_patterns("*.png", "policy.pt"))  # fmt: skip
     sweep = RESULTS / "pendulum-pareto"
-    assert "final -182.5" in energy.ann_return(tmp_path / "pendulum", sweep)
+    pairs = energy.borrowed("pendulum-pareto", tmp_path, [0, 1, 2])
+    assert [(item["dir"], item["point"]) for item, _ in pairs] == [
+        (f"ann/seed{s}", {"algo": "td3", "neuron": "ann"}) for s in range(3)
+    ]
+    energy.check_borrowed(sweep, pairs)
     config = tmp_path / "pendulum" / "algo=td3,neuron=ann" / "seed0" / "config.toml"
     text = config.read_text()
-    # an option an older config does not name counts at its default: still the same settings
     config.write_text(text.replace('lr_schedule = "constant"\n', ""))
-    assert "final -182.5" in energy.ann_return(tmp_path / "pendulum", sweep)
+    energy.check_borrowed(sweep, pairs)  # lr_schedule at its default: the same settings
     config.write_text(text.replace("steps = 15000", "steps = 30000"))
-    said = energy.ann_return(tmp_path / "pendulum", sweep)
-    assert "No ANN return quoted" in said and "other steps than" in said
+    with pytest.raises(SystemExit, match="trained with other steps: the borrowed trials"):
+        energy.check_borrowed(sweep, pairs)
 
 
 def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_path):
-    """hopper-budget's point sop_budget=0 is results/hopper's PT-LIF seed 0: published beside
-    the sweep's trials (named as borrowed), refused when trained with other settings, and
-    never restored into runs/ (the sweep there would not know it)."""
+    """hopper-budget's point sop_budget=0 is results/hopper's PT-LIF seed 0 (and its ANN is
+    results/hopper's): published beside the sweep's trials (named as borrowed), refused when
+    trained with other settings, and never restored into runs/ (the sweep would not know it)."""
     energy, results_py = _energy_results(), _training_results()
     sweep_dir = tmp_path / "runs" / "sweeps" / "hopper-budget"
     source = RESULTS / "hopper" / "algo=pt-td3,neuron=lif" / "seed0"
@@ -171,11 +175,16 @@ def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_p
     (sweep_dir / "sweep.json").write_text(json.dumps(manifest))
     trained = (source / "config.toml").read_text()
     (own / "config.toml").write_text("sop_budget = 75000.0\n" + trained)  # unfinished
-    pairs = energy.borrowed("hopper-budget", RESULTS, tmp_path / "runs")
+    pairs = energy.borrowed("hopper-budget", RESULTS, [0])
     assert [(item["dir"], item["point"], run) for item, run in pairs] == [
-        ("unbudgeted/seed0", {"sop_budget": 0}, source)
+        ("unbudgeted/seed0", {"sop_budget": 0}, source),
+        (
+            "ann/seed0",
+            {"algo": "td3", "neuron": "ann"},
+            source.parent.parent / "algo=td3,neuron=ann/seed0",
+        ),
     ]
-    energy.check_borrowed("hopper-budget", pairs, tmp_path / "runs")  # the same settings
+    energy.check_borrowed(sweep_dir, pairs)  # the same settings
     dest = tmp_path / "results" / "hopper-budget"
     results_py.publish_sweep(sweep_dir, dest, pairs)
     assert (dest / "unbudgeted" / "seed0" / "policy.pt").read_bytes() == (
@@ -183,15 +192,16 @@ def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_p
     ).read_bytes()
     published = json.loads((dest / "sweep.json").read_text())
     assert [t[results_py.BORROWED] for t in published["trials"] if results_py.BORROWED in t] == [
-        "results/hopper/algo=pt-td3,neuron=lif/seed0"
+        "results/hopper/algo=pt-td3,neuron=lif/seed0",
+        "results/hopper/algo=td3,neuron=ann/seed0",
     ]
     fresh = tmp_path / "fresh"
     assert results_py.restore("hopper-budget", fresh, tmp_path / "results") == []
     kept = json.loads((fresh / "sweeps" / "hopper-budget" / "sweep.json").read_text())
     assert [t["dir"] for t in kept["trials"]] == ["sop_budget=75000/seed0"]
     (own / "config.toml").write_text(trained.replace("batch_size = 256", "batch_size = 128"))
-    with pytest.raises(SystemExit, match="other batch_size than the trials of hopper-budget"):
-        energy.check_borrowed("hopper-budget", pairs, tmp_path / "runs")
+    with pytest.raises(SystemExit, match="hopper-budget were trained with other batch_size"):
+        energy.check_borrowed(sweep_dir, pairs)
 
 
 def test_the_idp_criterion_is_not_decided_while_a_seed_is_unfinished():
