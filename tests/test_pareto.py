@@ -163,7 +163,16 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
     shutil.copytree(budget_sweep, bare, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
     assert write_report(bare, hardware=PROFILES, energy_episodes=1)["pareto"] == pareto
     assert not list(bare.glob(f"*/*/{BUNDLE}"))
-    # other counting options need the deployed policy again: exported and counted anew
+
+
+@pytest.mark.slow  # two exports and two bench-energy runs, ~45 s on a 2-core machine
+def test_other_counting_options_export_and_count_again(budget_sweep, tmp_path):
+    """Committed results keep energy.json, not the bundle: counting with other options (here
+    2 episodes) needs the deployed policy again, so each trial is exported and counted anew."""
+    bare = tmp_path / "bare"
+    shutil.copytree(budget_sweep, bare, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
+    first = write_report(bare, hardware=PROFILES, energy_episodes=1)["pareto"]
+    assert first["energy_episodes"] == 1 and not list(bare.glob(f"*/*/{BUNDLE}"))
     other = write_report(bare, hardware=PROFILES, energy_episodes=2)["pareto"]
     assert other["energy_episodes"] == 2 and len(list(bare.glob(f"*/*/{BUNDLE}"))) == 2
 

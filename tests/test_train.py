@@ -151,7 +151,7 @@ def test_caps_smoothness_pulls_the_actions_of_neighbouring_states_together():
 
 
 def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
-    args = ["pendulum", "--steps", "1500", *TINY]
+    args = ["pendulum", "--steps", "1000", *TINY]
     # Uninterrupted reference run.
     done = cli(*args, "--out", str(tmp_path / "full"))
     assert done.returncode == 0, done.stderr
@@ -175,7 +175,7 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = torch.load(ckpt, weights_only=True)["counters"]["step"]
-    assert 0 < step < 1500
+    assert 0 < step < 1000
     resumed = cli(*args, "--out", str(killed_dir), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a = torch.load(tmp_path / "full" / "policy.pt", weights_only=True)["state_dict"]
@@ -183,7 +183,7 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [r.split(",")[0] for r in (killed_dir / "metrics.csv").read_text().splitlines()[1:]]
-    assert steps == ["500", "1000", "1500"]
+    assert steps == ["500", "1000"]
     # every logged value too (the mean losses since the last row span the kill): all but
     # the speed column
     import csv
