@@ -4,10 +4,11 @@ The sweeps run with ``bash benchmarks/long_runs.sh pendulum-pareto`` (SOP budget
 and two smaller unbudgeted sizes, seeds 0-2, 15k steps) and ``... hopper-budget`` (two
 budgets, seed 0, 100k steps). ``publish`` copies each finished trial's compact artefacts to
 ``results/<name>/``, with the trials it borrows from the training results (``BORROWS``: the
-ANN, and Hopper's unbudgeted PT-LIF), runs ``neurodeploy report`` there (every spiking trial exported to
-loihi2 and counted by bench-energy on the emulator; its report kept as ``TRIAL/energy.json``
-with policy.pt's SHA-256, so ``neurodeploy report results/<name>`` rebuilds the table and
-pareto.png without exporting), and records the table in docs/results.md.
+ANN, and Hopper's unbudgeted PT-LIF), runs ``neurodeploy report`` there (every spiking trial
+exported to loihi2 and counted by bench-energy on the emulator; its report kept as
+``TRIAL/energy.json`` with policy.pt's SHA-256, so ``neurodeploy report results/<name>``
+rebuilds the table and pareto.png without exporting), and records the table in
+docs/results.md.
 
     python benchmarks/energy_results.py publish pendulum-pareto
 """
@@ -26,7 +27,8 @@ from training_results import BORROWED, ROOT, publish_sweep  # noqa: E402
 
 from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.sweep.report import markdown, mixed_settings, write_report  # noqa: E402
-from neurodeploy.sweep.spec import read_manifest  # noqa: E402
+from neurodeploy.sweep.spec import point_label, read_manifest  # noqa: E402
+from neurodeploy.train.config import resolve  # noqa: E402
 
 SWEEPS = {
     "pendulum-pareto": "neurodeploy sweep pendulum --seeds 0-2 --grid 'sop_budget:hidden="
@@ -52,7 +54,6 @@ BORROWS = {
         ],
     ),
 }
-VARIED = {"algo", "neuron", "sop_budget", "hidden", "seed"}  # what the sweeps may vary
 
 
 def acceptance(report: dict) -> str:
@@ -116,15 +117,33 @@ def borrowed(name: str, results: Path, seeds: list[int]) -> list[tuple[dict, Pat
 
 
 def check_borrowed(sweep_dir: Path, pairs: list[tuple[dict, Path]]) -> None:
-    """A borrowed trial must share every training option with the sweep's own trials but the
-    keys the sweeps vary (an option an older config does not name counts at its default)."""
-    configs = [*sweep_dir.glob("*/seed*/config.toml"), *(run / "config.toml" for _, run in pairs)]
-    loaded = [tomllib.loads(p.read_text()) for p in configs]
-    others = mixed_settings([{k: v for k, v in c.items() if k not in VARIED} for c in loaded])
-    if others:
-        sys.exit(f"error: {' or '.join(sorted({str(r.parent) for _, r in pairs}))} and the "
-                 f"trials of {sweep_dir} were trained with other {', '.join(others)}: the "
-                 "borrowed trials cannot stand beside them")  # fmt: skip
+    """Each borrowed trial must be the trial this sweep would have trained at its point: its
+    config.toml equal to the sweep's recipe resolved with its overrides, the point and the
+    seed (an option an older config does not name counts at its default). The sweep's own
+    trials are held to the same first: a recipe changed since cannot vouch for anything. A
+    borrowed point may not be one the sweep trains (its seeds would count twice)."""
+    manifest = read_manifest(sweep_dir)
+    own = [t for t in manifest["trials"] if BORROWED not in t]
+    labels = {point_label(t["point"]) for t in own}
+    for item, run in pairs:
+        if point_label(item["point"]) in labels:
+            sys.exit(f"error: {run} would be borrowed as {point_label(item['point'])}, a point "
+                     f"{sweep_dir} trains itself")  # fmt: skip
+    trained = [
+        (t, sweep_dir / t["dir"]) for t in own if (sweep_dir / t["dir"] / "config.toml").is_file()
+    ]
+    for item, run in [*trained, *pairs]:
+        wanted = {**manifest["overrides"], **item["point"], "seed": item["seed"]}
+        expected = resolve(manifest["recipe"], wanted)[0].to_dict()
+        differs = mixed_settings([expected, tomllib.loads((run / "config.toml").read_text())])
+        if not differs:
+            continue
+        if BORROWED not in item:
+            sys.exit(f"error: {run} differs in {', '.join(differs)} from recipe "
+                     f"{manifest['recipe']!r} as it is now: the recipe changed since the sweep "
+                     "trained, so the borrowed trials cannot be checked against it")  # fmt: skip
+        sys.exit(f"error: {run} was trained with other {', '.join(differs)} than {sweep_dir} "
+                 f"would train at {point_label(item['point'])}: it cannot be borrowed")  # fmt: skip
 
 
 def main() -> None:
@@ -150,13 +169,14 @@ def main() -> None:
     )
     training, groups = BORROWS[args.name]
     folders = ", ".join(f"`{folder}/` ({group})" for group, _, folder in groups)
-    body += (
-        f"\n\nBorrowed, not trained by this sweep: {folders} are issue 15's trials of "
-        f"`results/{training}` (seeds "
-        f"{', '.join(sorted({str(item['seed']) for item, _ in extra}))}), trained with the same "
-        "recipe, steps and settings (checked), and counted here like the rest; the ANN's "
-        "return is the reference line's."
-    )
+    seeds = ", ".join(sorted({str(item["seed"]) for item, _ in extra}))
+    if extra:
+        body += (
+            f"\n\nBorrowed, not trained by this sweep: {folders} are issue 15's trials of "
+            f"`results/{training}` (seeds {seeds}), each checked to be the trial this sweep "
+            "would train at its point (recipe, steps and settings), and counted here like "
+            "the rest; the ANN's return is the reference line's."
+        )
     if args.name == "pendulum-pareto":  # issue 21's checks are Pendulum's
         body += acceptance(report)
     print(body)

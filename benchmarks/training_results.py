@@ -175,8 +175,9 @@ def check_reference_settings(env: str, run: Path, sweep_dir: Path) -> None:
 def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = ()) -> Path:
     """Copy the sweep's finished trials (and ``extra`` (manifest item, run dir) pairs) to
     ``dest`` with its manifest; a trial published before whose run trains on from it now
-    (extended) is withdrawn. One whose run is missing or behind it (a fresh machine, a
-    restart) is refused: restore the runs first, or the copy would silently drop it."""
+    (extended) is withdrawn, and so is one borrowed before that ``extra`` no longer holds.
+    One whose run is missing or behind it (a fresh machine, a restart) is refused: restore
+    the runs first, or the copy would silently drop it."""
     manifest = read_manifest(sweep_dir)
     trials = list(manifest["trials"])  # unfinished ones are listed as such by the report
     runs = {item["dir"]: sweep_dir / item["dir"] for item in trials}
@@ -185,11 +186,15 @@ def publish_sweep(sweep_dir: Path, dest: Path, extra: list[tuple[dict, Path]] = 
         runs[item["dir"]] = run
     copies = {k: v for k, v in runs.items() if read_trial(v).get("status") == "done"}
     published = {p.relative_to(dest).as_posix(): p for p in dest.glob("*/seed*")}
+    # a trial borrowed before and not now (its source withdrawn, say) is withdrawn with it
+    before = read_manifest(dest)["trials"] if (dest / MANIFEST).is_file() else []
+    lent = {t["dir"] for t in before if BORROWED in t}
     # an unfinished run withdraws its published copy only when it trains on from it (a
     # sweep extended); one missing or behind it (a fresh machine, a restart) would drop it
     lost = sorted(
         name for name in published
-        if name not in copies and not _extends(runs.get(name, sweep_dir / name), published[name])
+        if name not in copies and name not in lent
+        and not _extends(runs.get(name, sweep_dir / name), published[name])
     )  # fmt: skip
     if lost:
         sys.exit(

@@ -155,8 +155,28 @@ def test_a_borrowed_trial_needs_the_same_settings(tmp_path):
     config.write_text(text.replace('lr_schedule = "constant"\n', ""))
     energy.check_borrowed(sweep, pairs)  # lr_schedule at its default: the same settings
     config.write_text(text.replace("steps = 15000", "steps = 30000"))
-    with pytest.raises(SystemExit, match="trained with other steps: the borrowed trials"):
+    with pytest.raises(SystemExit, match="other steps than .* would train at algo=td3,neuron=ann"):
         energy.check_borrowed(sweep, pairs)
+    sized = text.replace("\nhidden = [\n    256,\n    256,\n]", "\nhidden = [64, 64]")
+    assert sized != text
+    config.write_text(sized)
+    with pytest.raises(SystemExit, match="other hidden than"):  # a size the grid sweeps
+        energy.check_borrowed(sweep, pairs)
+
+
+def test_every_borrowed_copy_is_its_source():
+    """A published borrowed trial is a copy of the training results' trial it names."""
+    results_py = _training_results()
+    found = 0
+    for manifest in RESULTS.glob("*/sweep.json"):
+        for item in json.loads(manifest.read_text())["trials"]:
+            if results_py.BORROWED in item:
+                source = RESULTS.parent / item[results_py.BORROWED]
+                for name in results_py.KEEP:
+                    copy = manifest.parent / item["dir"] / name
+                    assert copy.read_bytes() == (source / name).read_bytes(), copy
+                found += 1
+    assert found >= 5  # pendulum-pareto's ANN seeds 0-2, hopper-budget's two
 
 
 def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_path):
@@ -199,8 +219,16 @@ def test_hopper_budget_borrows_the_unbudgeted_pt_lif_and_restore_leaves_it(tmp_p
     assert results_py.restore("hopper-budget", fresh, tmp_path / "results") == []
     kept = json.loads((fresh / "sweeps" / "hopper-budget" / "sweep.json").read_text())
     assert [t["dir"] for t in kept["trials"]] == ["sop_budget=75000/seed0"]
+    # borrowed no more (its source withdrawn): withdrawn here too, not refused as lost
+    results_py.publish_sweep(sweep_dir, dest, pairs[:1])
+    assert not (dest / "ann").exists() and (dest / "unbudgeted" / "seed0").is_dir()
+    # a point the sweep trains itself cannot be borrowed: its seeds would count twice
+    twice = [({**pairs[0][0], "point": {"sop_budget": 75000.0}}, pairs[0][1])]
+    with pytest.raises(SystemExit, match="borrowed as sop_budget=75000, a point .* trains itself"):
+        energy.check_borrowed(sweep_dir, twice)
+    # the sweep's own trial off today's recipe: nothing can be checked against it
     (own / "config.toml").write_text(trained.replace("batch_size = 256", "batch_size = 128"))
-    with pytest.raises(SystemExit, match="hopper-budget were trained with other batch_size"):
+    with pytest.raises(SystemExit, match="differs in batch_size, sop_budget from recipe 'hopper'"):
         energy.check_borrowed(sweep_dir, pairs)
 
 
@@ -292,13 +320,16 @@ def test_publish_withdraws_a_trial_trained_on_but_refuses_one_started_over(tmp_p
         results_py.restore("hopper", runs, RESULTS)
 
 
-def test_render_refuses_a_report_another_command_made():
+def test_render_refuses_a_report_another_command_made(monkeypatch):
     """The section names BUDGETS' sweep command above the report: a report swept otherwise
     (here: another actor_lr) is refused, before docs/results.md is touched."""
     results_py = _training_results()
     report = json.loads((RESULTS / "idp-lr" / "report.json").read_text())
     report["overrides"]["actor_lr"] = 3e-4
-    before = (RESULTS.parent / "docs" / "results.md").read_bytes()
+
+    def refused(*args):  # a regression must not rewrite the real docs/results.md
+        raise AssertionError("render went on to write its section")
+
+    monkeypatch.setattr(results_py, "write_section", refused)
     with pytest.raises(SystemExit, match="idp-lr was swept with overrides .*as BUDGETS says"):
         results_py.render("idp-lr", report)
-    assert (RESULTS.parent / "docs" / "results.md").read_bytes() == before
