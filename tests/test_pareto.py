@@ -169,8 +169,11 @@ def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget
 def test_other_counting_options_export_and_count_again(budget_sweep, tmp_path):
     """Committed results keep energy.json, not the bundle: counting with other options (here
     2 episodes) needs the deployed policy again, so each trial is exported and counted anew."""
+    measured = tmp_path / "measured"  # counted with 1 episode (or read, if counted before)
+    shutil.copytree(budget_sweep, measured)
+    write_report(measured, hardware=PROFILES, energy_episodes=1)
     bare = tmp_path / "bare"
-    shutil.copytree(budget_sweep, bare, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
+    shutil.copytree(measured, bare, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
     first = write_report(bare, hardware=PROFILES, energy_episodes=1)["pareto"]
     assert first["energy_episodes"] == 1 and not list(bare.glob(f"*/*/{BUNDLE}"))
     other = write_report(bare, hardware=PROFILES, energy_episodes=2)["pareto"]
