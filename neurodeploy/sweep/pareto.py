@@ -434,22 +434,34 @@ def pareto_markdown(pareto: dict) -> list[str]:
 
 
 def log_axis(ax) -> None:
-    """A log x axis labelled at 1, 2 and 5 times the powers of ten, at least 4x wide (so two
-    such labels fall inside): a narrow span (one trial near the ANN line) otherwise gets
-    matplotlib's minor labels written over each other."""
+    """A log x axis labelled at 1, 2 and 5 times the powers of ten, at least 6.25x wide: a
+    narrow span (one trial near the ANN line) otherwise gets matplotlib's minor labels
+    written over each other. Two of those ticks lie at most 5x apart, so the span holds two
+    (with one, matplotlib's LogLocator falls back to linear ticks such as 300, 400)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
-    if hi / lo < 4:
+    if hi / lo < 6.25:
         mid = math.sqrt(lo * hi)
-        ax.set_xlim(mid / 2, mid * 2)
+        ax.set_xlim(mid / 2.5, mid * 2.5)
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_pareto(pareto: dict, path: Path) -> None:
+    """Write :func:`pareto_figure` to ``path`` (PNG, atomically)."""
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(pareto)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def pareto_figure(pareto: dict):
     """Final return against nJ per inference (log), one panel per environment and profile:
     each seed a small point, each grid point its mean with ± 1 std bars on both axes, the
     ANN reference a dotted vertical line (and a horizontal one at its return, when known)."""
@@ -491,7 +503,7 @@ def plot_pareto(pareto: dict, path: Path) -> None:
                     continue
                 ax.axvline(
                     ref["nj"][profile], color="black", ls=":", lw=1.2,
-                    label=f"ANN {_size(ref)}: {_num(ref['nj'][profile])} nJ",
+                    label=f"ANN {_size(ref)} (reference)",
                 )  # fmt: skip
                 if ref["final_return"]:
                     ax.axhline(ref["final_return"]["mean"], color="black", ls=":", lw=1.2)
@@ -500,9 +512,8 @@ def plot_pareto(pareto: dict, path: Path) -> None:
             ax.set_xlabel("nJ per inference (bench-energy, deployed)")
             ax.set_ylabel("final return")
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7)
+        # one legend per environment, right of its row: not over the points (a front fills
+        # its corner), and the same grid points on every profile's panel
+        axes[r][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    return fig
