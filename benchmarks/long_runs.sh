@@ -35,7 +35,9 @@ run_in() {  # run_in COMMIT CMD...: CMD inside the frozen worktree of COMMIT
     dir=$(frozen "$1")
     shift
     cd "$dir"
-    export OMP_NUM_THREADS=1 PYTHONPATH=$dir
+    # the frozen commits' sweeps start Ray with its default worker niceness 15: their trial
+    # then got a third of a core beside the other lane (neurodeploy sweep now sets 0 itself)
+    export OMP_NUM_THREADS=1 PYTHONPATH=$dir RAY_worker_niceness=0
     exec "$@"
 }
 

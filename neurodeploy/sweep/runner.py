@@ -59,7 +59,7 @@ def run_trial(cfg_dict: dict, run_dir: str, name: str, threads: int = 1,
               device: str = "auto") -> dict:  # fmt: skip
     """Train one run directory to ``steps`` (resuming from its checkpoint), then summarise it.
 
-    ``trial.json`` records the attempts, the worker's host and pid, the step it resumed
+    ``trial.json`` records the attempts, the worker's host, pid and niceness, the step it resumed
     from, the wall time, and the policy's cost per action (:func:`measure_policy`).
     """
     import torch
@@ -102,6 +102,7 @@ def _run_trial(cfg: TrainConfig, path: Path, name: str, device: str) -> dict:
         resumed_from_step=resumed_from,
         host=socket.gethostname(),
         pid=os.getpid(),
+        nice=os.nice(0),  # the worker's priority (0 is the driver's)
         started=start,
         error=None,
         discarded=restarted,
@@ -341,6 +342,10 @@ def connect(address: str | None, num_cpus: int | None):
         return ray, True  # shutdown() only disconnects from a cluster
     if num_cpus is not None and num_cpus <= 0:
         raise ConfigError(f"--num-cpus must be positive, got {num_cpus}")
+    # Ray starts its workers at nice 15 by default: a trial then gets a small share of a core
+    # beside any other process (a Hopper trial ran at a third of a core beside one reference
+    # run). The trials are this Ray's only work; run them at the driver's priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
     return ray, True
 
