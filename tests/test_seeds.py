@@ -75,6 +75,7 @@ def test_each_vectorised_seed_follows_its_solo_run(tmp_path, solo_runs):
         assert gap(solo_runs[seed], run) < TOLERANCE, f"seed {seed} left its solo trajectory"
 
 
+@pytest.mark.slow  # checks the tolerance above, not the product (16 s on 2 cores)
 def test_a_leaked_random_stream_is_caught(tmp_path, solo_runs, monkeypatch):
     """The same comparison fails when the seeds share one torch generator (a leak)."""
 
