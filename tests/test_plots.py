@@ -53,6 +53,14 @@ def test_pareto_legends_sit_beside_the_panels_not_over_them():
     assert len(labels) == len(pareto["groups"]) + 1  # every grid point and the ANN line
     plt.close(fig)
 
+    # a line the last panel does not draw (a profile without an ANN figure) is still listed
+    for ref in pareto["ann_reference"]:
+        ref["nj"][pareto["profiles"][-1]] = None
+    fig = pareto_figure(pareto)
+    (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert [t.get_text() for t in legend.get_texts()] == labels
+    plt.close(fig)
+
 
 def test_a_narrow_log_axis_is_widened_and_labelled_at_1_2_5():
     import matplotlib.pyplot as plt
@@ -73,4 +81,13 @@ def test_a_narrow_log_axis_is_widened_and_labelled_at_1_2_5():
         assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-9, v
     assert all(t.get_text() for t in shown)  # each labelled
     assert not any(t.get_text() for t in ax.get_xminorticklabels())
+    plt.close(fig)
+
+    # beyond two decades, the powers of ten alone (1-2-5 labels would run together)
+    fig, ax = plt.subplots()
+    ax.scatter([0.1, 300], [1, 2])
+    log_axis(ax)
+    lo, hi = ax.get_xlim()
+    values = [float(v) for v in ax.get_xticks() if lo <= v <= hi]
+    assert values == pytest.approx([0.1, 1, 10, 100])
     plt.close(fig)

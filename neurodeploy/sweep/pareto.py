@@ -434,10 +434,11 @@ def pareto_markdown(pareto: dict) -> list[str]:
 
 
 def log_axis(ax) -> None:
-    """A log x axis labelled at 1, 2 and 5 times the powers of ten, at least 6.25x wide: a
-    narrow span (one trial near the ANN line) otherwise gets matplotlib's minor labels
-    written over each other. Two of those ticks lie at most 5x apart, so the span holds two
-    (with one, matplotlib's LogLocator falls back to linear ticks such as 300, 400)."""
+    """A log x axis at least 6.25x wide, labelled at 1, 2 and 5 times the powers of ten (at
+    the powers of ten alone beyond two decades, where 1-2-5 labels run together). A narrow
+    span (one trial near the ANN line) otherwise gets matplotlib's minor labels written over
+    each other; any span of 5x or more holds two 1-2-5 ticks (6.25x leaves a margin), and with
+    one matplotlib's LogLocator falls back to linear ticks such as 300, 400."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
@@ -445,7 +446,9 @@ def log_axis(ax) -> None:
     if hi / lo < 6.25:
         mid = math.sqrt(lo * hi)
         ax.set_xlim(mid / 2.5, mid * 2.5)
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        lo, hi = ax.get_xlim()
+    subs = (1.0,) if hi / lo > 200 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(LogLocator(subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -512,8 +515,15 @@ def pareto_figure(pareto: dict):
             ax.set_xlabel("nJ per inference (bench-energy, deployed)")
             ax.set_ylabel("final return")
             ax.grid(alpha=0.3, which="both")
-        # one legend per environment, right of its row: not over the points (a front fills
-        # its corner), and the same grid points on every profile's panel
-        axes[r][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        # one legend per environment, right of its row, not over the points (a front fills
+        # its corner): every entry drawn on any of the row's panels, once
+        entries: dict[str, Any] = {}
+        for ax in axes[r]:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                entries.setdefault(label, handle)
+        axes[r][-1].legend(
+            entries.values(), entries.keys(), fontsize=7, loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
+        )  # fmt: skip
     fig.tight_layout()
     return fig

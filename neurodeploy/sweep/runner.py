@@ -102,7 +102,7 @@ def _run_trial(cfg: TrainConfig, path: Path, name: str, device: str) -> dict:
         resumed_from_step=resumed_from,
         host=socket.gethostname(),
         pid=os.getpid(),
-        nice=os.nice(0),  # the worker's priority (0 is the driver's)
+        nice=os.nice(0),  # the worker's niceness (a local sweep's: the driver's)
         started=start,
         error=None,
         discarded=restarted,
@@ -342,9 +342,11 @@ def connect(address: str | None, num_cpus: int | None):
         return ray, True  # shutdown() only disconnects from a cluster
     if num_cpus is not None and num_cpus <= 0:
         raise ConfigError(f"--num-cpus must be positive, got {num_cpus}")
-    # Ray starts its workers at nice 15 by default: a trial then gets a small share of a core
-    # beside any other process (a Hopper trial ran at a third of a core beside one reference
-    # run). The trials are this Ray's only work; run them at the driver's priority.
+    # Ray raises its workers' niceness by 15 by default: a trial then gets a small share of a
+    # core beside any other process (a Hopper trial ran at a third of a core beside one
+    # reference run). The trials are this Ray's only work; run them at the driver's priority.
+    # (Set in this process's environment, which the Ray started here inherits; a user's own
+    # RAY_worker_niceness is kept.)
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
     return ray, True
