@@ -1,8 +1,9 @@
 """Where a deployed policy's return parts from torch's: the same episodes on both, open-loop
 error and an action-noise control.
 
-Exports RUN to loihi2 (the bundle is kept in --bundle) and measures, on episodes that start
-from the same states (env seeds 0..N-1):
+Exports the run directory RUN to loihi2 (RUN/bundle-loihi2, as `neurodeploy export` writes it;
+kept, and refused once policy.pt changes) and measures, on episodes that start from the same
+states (env seeds 0..N-1):
 
 1. closed loop, torch (float) against the emulator (Lava ``fixed_pt`` spike for spike, which
    the export checks and loihi2-sim enforces on every action): returns, episode lengths, and
@@ -26,7 +27,6 @@ from the same states (env seeds 0..N-1):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
 from neurodeploy.envs import make_env  # noqa: E402
+from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.export.bundle import export_bundle, open_policy  # noqa: E402
 from neurodeploy.hardware.backends import lookup  # noqa: E402
 from neurodeploy.hardware.runner import MAX_ENVS, run_policy  # noqa: E402
@@ -52,10 +53,9 @@ def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     )
 
 
-def open_loop(bundle: Path, observations: np.ndarray) -> dict:
+def open_loop(actor, bundle: Path, observations: np.ndarray) -> dict:
     """torch's and the emulator's actions and output spikes on the same observations, in one
     batch each (every act starts from zero state)."""
-    actor, _, _ = open_policy(bundle, "policy.net")
     actions, spikes = {}, {}
     for name in ("torch", "emulator"):
         backend = lookup(name)(actor, bundle, len(observations))
@@ -73,11 +73,10 @@ def open_loop(bundle: Path, observations: np.ndarray) -> dict:
     }
 
 
-def noisy_torch(bundle: Path, env_id: str, episodes: int, sigma: float, seed: int):
+def noisy_torch(actor, env_id: str, episodes: int, sigma: float, seed: int):
     """torch's returns and episode lengths with N(0, sigma) added to every action (clipped
     to the action range), and the RMS of the noise after clipping."""
-    actor, _, _ = open_policy(bundle, None)
-    backend = lookup("torch")(actor, bundle)
+    backend = lookup("torch")(actor, None)
     rng = np.random.default_rng(seed)
     env = make_env(env_id)
     low, high = env.action_space.low, env.action_space.high
@@ -99,30 +98,31 @@ def noisy_torch(bundle: Path, env_id: str, episodes: int, sigma: float, seed: in
     return np.asarray(returns), np.asarray(lengths), rms
 
 
-def bundle_of(run: Path, bundle: Path) -> Path:
-    """The loihi2 bundle of ``run``'s current policy.pt: exported once, refused when stale."""
-    if not (bundle / "manifest.json").exists():
-        export_bundle(run, "loihi2", bundle)
-    policy = run / "policy.pt" if run.is_dir() else run
-    shipped = json.loads((bundle / "manifest.json").read_text())["files"].get("policy.pt")
-    if shipped != hashlib.sha256(policy.read_bytes()).hexdigest():
-        sys.exit(f"error: {bundle} was exported from another policy.pt than {policy}; "
-                 "delete it (or give --bundle) to export again")  # fmt: skip
-    return bundle
+def loihi2_bundle(run: Path):
+    """(actor, env id, bundle): the run's bundle with policy.net, exported when it has none
+    (``open_policy`` verifies it and refuses one exported from an older policy.pt)."""
+    actor, env_id, bundle = open_policy(run, "policy.net")
+    if bundle is None:
+        export_bundle(run, "loihi2")
+        actor, env_id, bundle = open_policy(run, "policy.net")
+    return actor, env_id, bundle
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run", type=Path, help="run directory or results/<env>/<group>/seedN")
     parser.add_argument("--episodes", type=int, default=30)
-    parser.add_argument("--bundle", type=Path, default=None, help="default runs/fixed-point-gap")
     args = parser.parse_args()
     n = args.episodes
     if n < 3:
         sys.exit("error: --episodes must be 3 or more (a standard error needs a spread)")
+    if not args.run.is_dir():
+        sys.exit(f"error: {args.run} is not a run directory")
     name = "_".join(args.run.resolve().parts[-3:])  # env, group, seed of a results trial
-    bundle = bundle_of(args.run, args.bundle or Path("runs/fixed-point-gap") / name)
-    actor, env_id, _ = open_policy(bundle)
+    try:
+        actor, env_id, bundle = loihi2_bundle(args.run)
+    except NeurodeployError as exc:  # e.g. a bundle older than policy.pt: one line
+        sys.exit(f"error: {exc}")
     if actor.config.mode == "stateful":
         sys.exit("error: a stateful policy carries state from action to action; the open-loop "
                  "comparison here starts every action from zero state")  # fmt: skip
@@ -138,9 +138,9 @@ def main():
     }
     ret = {k: np.asarray(r.returns) for k, r in runs.items()}
     lengths = {k: np.asarray(r.lengths) for k, r in runs.items()}
-    loop = open_loop(bundle, np.concatenate([np.stack(seen[e]) for e in sorted(seen)]))
+    loop = open_loop(actor, bundle, np.concatenate([np.stack(seen[e]) for e in sorted(seen)]))
     noisy = "torch + noise"
-    ret[noisy], lengths[noisy], applied = noisy_torch(bundle, env_id, n, loop["rmse"], seed=0)
+    ret[noisy], lengths[noisy], applied = noisy_torch(actor, env_id, n, loop["rmse"], seed=0)
 
     checked = json.loads((bundle / "fidelity.json").read_text())
     fidelity = checked["float_vs_fixed"]
