@@ -173,45 +173,56 @@ def step_gflop() -> float:
     return count.get_total_flops() / 1e9
 
 
-def update_ms(batch: int, reps: int = 20) -> float:
-    """Milliseconds of one seed's act + TD3 update at ``batch`` (1 thread). At batch 2 the
-    arithmetic is nil and what is left is the per-op fixed cost (Python, dispatch): the
-    only part of a step that stacking seeds can share."""
+def update_ms(batch: int, device: str = "cpu", reps: int = 20) -> float:
+    """Milliseconds of one seed's act + TD3 update at ``batch`` (1 CPU thread). At batch 2
+    the arithmetic is nil and what is left is the per-op fixed cost (Python, dispatch and,
+    on a GPU, kernel launches): the only part of a step that stacking seeds can share."""
     torch.set_num_threads(1)
     cfg = TrainConfig(env=ENV, algo="pt-td3", neuron="lif")
-    agent = Agent.build(cfg, make_env(ENV, 0))
+    agent = Agent.build(cfg, make_env(ENV, 0), device)
     rng = np.random.default_rng(0)
     for _ in range(1000):
         agent.buffer.add(
             rng.normal(size=11), rng.uniform(-1, 1, 3), 0.0, rng.normal(size=11), False
         )
+    obs = torch.zeros(1, 11, device=device)
 
     def step():
         with torch.no_grad():
-            agent.actor(torch.zeros(1, 11))
+            agent.actor(obs).cpu()  # the action goes back to the CPU environment
         agent.td3.update(lambda: agent.buffer.sample(batch, rng))
 
     for _ in range(4):
         step()
+    _sync(device)
     start = time.perf_counter()
     for _ in range(reps):
         step()
+    _sync(device)
     return (time.perf_counter() - start) / reps * 1e3
 
 
-def mm_gflops(threads: int) -> float:
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def mm_gflops(threads: int, device: str = "cpu") -> float:
     """torch.mm GFLOP/s at the step's largest shapes (actor hidden layer over B*T rows, the
-    proxy's and the critic's hidden layers over B rows), with ``threads`` threads."""
+    proxy's and the critic's hidden layers over B rows), with ``threads`` CPU threads or on
+    ``device``."""
     torch.set_num_threads(threads)
     shapes = [(256 * 5, 256, 256), (256, 512, 512), (256, 256, 256)]
     flops = seconds = 0.0
     for m, k, n in shapes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
         for _ in range(5):
             a @ b
+        _sync(device)
         start, reps = time.perf_counter(), 200
         for _ in range(reps):
             a @ b
+        _sync(device)
         seconds += time.perf_counter() - start
         flops += 2 * m * k * n * reps
     return flops / seconds / 1e9
@@ -242,8 +253,11 @@ def seeds_main(args) -> None:
                 rates[f"{n} vectorised seeds"] = vectorised_rate(
                     n, args.random_steps, args.steps, args.device, 1, tmp
                 )
-    peak = {t: mm_gflops(t) for t in sorted({1, os.cpu_count()})}
-    full, fixed = update_ms(256), update_ms(2)
+    gpu = args.device != "cpu"
+    peak = {f"{t} thread{'s' * (t > 1)}": mm_gflops(t) for t in sorted({1, os.cpu_count()})}
+    if gpu:
+        peak[args.device] = mm_gflops(1, args.device)
+    full, fixed = update_ms(256, args.device), update_ms(2, args.device)
     n = counts[-1]
     ceiling = n * full / (n * full - (n - 1) * fixed)  # every seed but one sheds its fixed cost
     base = next(iter(rates.values()))
@@ -261,12 +275,18 @@ def seeds_main(args) -> None:
         "| configuration | aggregate env steps/s | vs first row | achieved GFLOP/s |\n"
         f"|---|---|---|---|\n{rows}\n"
         "torch.mm at the step's shapes (1280x256x256, 256x512x512, 256x256x256), same run: "
-        + ", ".join(f"{v:.0f} GFLOP/s with {t} thread{'s' * (t > 1)}" for t, v in peak.items())
+        + ", ".join(f"{v:.0f} GFLOP/s with {where}" for where, v in peak.items())
         + ".\n\n"
-        f"One seed's act + update, 1 thread: {full:.1f} ms at batch 256, {fixed:.1f} ms at "
-        f"batch 2 (the per-op fixed cost, the only part stacking can share). So {n} stacked "
-        f"seeds can at best run {ceiling:.2f}x as fast as {n} seeds one after another on "
-        "the same core; the rest of the step is arithmetic that grows with the seeds.\n"
+        f"One seed's act + update on {args.device}, 1 CPU thread: {full:.1f} ms at batch 256, "
+        f"{fixed:.1f} ms at batch 2 (the per-op fixed cost, the only part stacking can share)."
+        + (
+            f" On the GPU the step is {fixed / full:.0%} fixed cost (Python, dispatch, kernel "
+            "launches); the arithmetic of more seeds runs in parallel on the device.\n"
+            if gpu
+            else f" So {n} stacked seeds can at best run {ceiling:.2f}x as fast as {n} seeds "
+            "one after another on the same core; the rest of the step is arithmetic that "
+            "grows with the seeds.\n"
+        )
     )
     print(body)
     key = "train_seeds" if args.device == "cpu" else "train_seeds_gpu"
