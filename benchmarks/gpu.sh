@@ -39,7 +39,7 @@ case "${1:-}" in
         timeout 300 $PY benchmarks/train_throughput.py --seeds 1,5,8,10 --device cuda 2>&1 \
             | tee "$OUT/throughput.txt" || true
         cp docs/results.md "$OUT/results.md"
-        timeout 180 $PY -m pytest -q -p no:cacheprovider tests/test_seeds.py 2>&1 \
+        timeout 300 $PY -m pytest -q -p no:cacheprovider tests/test_seeds.py 2>&1 \
             | tee "$OUT/test_seeds.txt" || true ;;
     *)
         echo "usage: bash benchmarks/gpu.sh wheels|run" >&2

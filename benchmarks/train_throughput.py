@@ -250,7 +250,7 @@ def seeds_main(args) -> None:
             rates = {"1 seed, plain run": separate_rate(1, args.random_steps, args.steps,
                                                         args.device, tmp)}  # fmt: skip
             for n in counts:
-                rates[f"{n} vectorised seeds"] = vectorised_rate(
+                rates[f"{n} vectorised seed{'s' * (n > 1)}"] = vectorised_rate(
                     n, args.random_steps, args.steps, args.device, 1, tmp
                 )
     gpu = args.device != "cpu"

@@ -59,7 +59,10 @@ def gap(solo_dir, vec_dir) -> float:
 def solo_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("solo")
     cfg = small_config()
-    return {s: train(replace(cfg, seed=s), out / f"seed{s}", progress=False) for s in (0, 1)}
+    return {
+        s: train(replace(cfg, seed=s), out / f"seed{s}", progress=False, device="cpu")
+        for s in (0, 1)
+    }
 
 
 def test_each_vectorised_seed_follows_its_solo_run(tmp_path, solo_runs):
@@ -124,7 +127,8 @@ def test_a_changed_environment_refuses_to_resume(tmp_path):
     state["lanes"][0]["obs"] += 1.0  # what a non-deterministic simulator would do
     torch.save(state, ckpt)
     with pytest.raises(Exception, match="did not reproduce"):
-        train_seeds(replace(cfg, steps=200), [0], tmp_path / "run", resume=True, progress=False)
+        train_seeds(replace(cfg, steps=200), [0], tmp_path / "run", resume=True, progress=False,
+                    device="cpu")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -149,14 +153,25 @@ def test_cuda_is_refused_without_a_gpu(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
-def test_a_gpu_run_resumes_and_exports_on_the_cpu(tmp_path):
+@pytest.mark.parametrize("group", [True, False], ids=["seeds", "solo"])
+@pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")])
+def test_a_run_resumes_across_devices_and_exports_on_the_cpu(tmp_path, first, then, group):
+    """Killed on one device, resumed on another (or the same GPU): the checkpoint's
+    generator states fit whichever device resumes it."""
     cfg = small_config(steps=150)
-    train_seeds(cfg, [0, 1], tmp_path / "run", progress=False, device="cuda")
-    runs = train_seeds(replace(cfg, steps=200), [0, 1], tmp_path / "run", resume=True,
-                       progress=False, device="cpu")  # fmt: skip
-    actor = actor_from_payload(torch.load(runs[0] / "policy.pt", weights_only=True))
+
+    def run(steps, device, resume=False):
+        if group:
+            return train_seeds(replace(cfg, steps=steps), [0, 1], tmp_path / "run",
+                               resume=resume, progress=False, device=device)[0]  # fmt: skip
+        return train(replace(cfg, steps=steps), tmp_path / "run", resume, False, device)
+
+    run(150, first)
+    done = run(200, then, resume=True)
+    assert [int(r["step"]) for r in rows(done)] == [50, 100, 150, 200]
+    actor = actor_from_payload(torch.load(done / "policy.pt", weights_only=True))
     assert actor(torch.zeros(1, 3)).shape == (1, 1)
-    assert np.isfinite([float(r["eval_return_mean"]) for r in rows(runs[0])]).all()
+    assert np.isfinite([float(r["eval_return_mean"]) for r in rows(done)]).all()
 
 
 def test_a_bias_held_at_zero_stays_zero_with_stacked_seeds(tmp_path):

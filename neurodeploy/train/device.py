@@ -47,3 +47,13 @@ def set_rng_states(states: dict, device: torch.device) -> None:
     torch.set_rng_state(states["torch_rng"])
     if device.type == "cuda" and "cuda_rng" in states:
         torch.cuda.set_rng_state(states["cuda_rng"], device)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """Put a checkpoint's state back into one of a group's per-seed generators. Both kinds
+    take a CPU byte tensor. A state of the other kind (a CPU generator's Mersenne Twister is
+    5,056 bytes, a CUDA generator's Philox 16) means the run resumes on another device type:
+    the generator keeps its fresh seeding then, as :func:`set_rng_states` does for the
+    global streams."""
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state.cpu())

@@ -49,7 +49,7 @@ from neurodeploy.train.checkpoint import (
     save_checkpoint,
 )
 from neurodeploy.train.config import TrainConfig, differing_keys, read_config, save_config
-from neurodeploy.train.device import resolve_device
+from neurodeploy.train.device import resolve_device, restore_generator
 from neurodeploy.train.loop import (
     _progress,
     actor_config,
@@ -362,7 +362,7 @@ def _restore(ckpt: dict, seeds, steps: int, td3: TD3, schedule, lanes: list[Lane
         for lane, saved in zip(lanes, ckpt["lanes"], strict=True):
             lane.buffer.load_state_dict(saved["buffer"])
             lane.rng.bit_generator.state = saved["numpy_rng"]
-            lane.generator.set_state(saved["torch_rng"].to(lane.generator.device))
+            restore_generator(lane.generator, saved["torch_rng"])
             lane.counters, lane.losses = dict(saved["counters"]), dict(saved["losses"])
             if "best_policy" in saved:
                 restore_best(lane.run_dir, saved["best_policy"])
