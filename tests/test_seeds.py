@@ -152,6 +152,27 @@ def test_cuda_is_refused_without_a_gpu(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_generator_state_from_the_other_device_is_left_and_a_broken_one_refused(tmp_path):
+    """A per-seed generator state saved on a GPU does not fit the CPU's generator: a CPU
+    resume keeps its fresh seeding. The same bytes claimed as a CPU state are refused."""
+    cfg = small_config(steps=150)
+    train_seeds(cfg, [0], tmp_path / "run", progress=False, device="cpu")
+    ckpt = tmp_path / "run" / "checkpoint" / "state.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["lanes"][0]["torch_rng"] = torch.zeros(16, dtype=torch.uint8)  # CUDA Philox's size
+
+    def resume():
+        torch.save(state, ckpt)
+        return train_seeds(replace(cfg, steps=200), [0], tmp_path / "run", resume=True,
+                           progress=False, device="cpu")  # fmt: skip
+
+    with pytest.raises(CheckpointError, match="does not match this run"):
+        resume()
+    state["lanes"][0]["torch_rng_on"] = "cuda"  # what a GPU run writes
+    (done,) = resume()
+    assert [int(r["step"]) for r in rows(done)] == [50, 100, 150, 200]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 @pytest.mark.parametrize("group", [True, False], ids=["seeds", "solo"])
 @pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")])

@@ -49,11 +49,12 @@ def set_rng_states(states: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda_rng"], device)
 
 
-def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
-    """Put a checkpoint's state back into one of a group's per-seed generators. Both kinds
-    take a CPU byte tensor. A state of the other kind (a CPU generator's Mersenne Twister is
-    5,056 bytes, a CUDA generator's Philox 16) means the run resumes on another device type:
-    the generator keeps its fresh seeding then, as :func:`set_rng_states` does for the
-    global streams."""
-    if state.numel() == generator.get_state().numel():
+def restore_generator(generator: torch.Generator, state: torch.Tensor, saved_on: str | None):
+    """Put a checkpoint's state back into one of a group's per-seed generators (both kinds
+    take a CPU byte tensor). A state saved on the other device type (``saved_on``: cpu or
+    cuda) does not fit this generator: the run resumes on another device, and the generator
+    keeps its fresh seeding, as :func:`set_rng_states` does for the global streams."""
+    if saved_on is None:  # written before the device was kept: CUDA's Philox state is 16 bytes
+        saved_on = "cuda" if state.numel() == 16 else "cpu"
+    if saved_on == generator.device.type:
         generator.set_state(state.cpu())

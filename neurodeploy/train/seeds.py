@@ -335,6 +335,7 @@ def _checkpoint(path: Path, seeds, td3: TD3, schedule, lanes: list[Lane], step: 
             "buffer": lane.buffer.state_dict(),
             "numpy_rng": lane.rng.bit_generator.state,
             "torch_rng": lane.generator.get_state().cpu(),
+            "torch_rng_on": lane.generator.device.type,
             "episode": {**lane.episode, "actions": _actions(lane)},
             "obs": torch.from_numpy(np.array(lane.obs)),
             "counters": dict(lane.counters),
@@ -362,7 +363,7 @@ def _restore(ckpt: dict, seeds, steps: int, td3: TD3, schedule, lanes: list[Lane
         for lane, saved in zip(lanes, ckpt["lanes"], strict=True):
             lane.buffer.load_state_dict(saved["buffer"])
             lane.rng.bit_generator.state = saved["numpy_rng"]
-            restore_generator(lane.generator, saved["torch_rng"])
+            restore_generator(lane.generator, saved["torch_rng"], saved.get("torch_rng_on"))
             lane.counters, lane.losses = dict(saved["counters"]), dict(saved["losses"])
             if "best_policy" in saved:
                 restore_best(lane.run_dir, saved["best_policy"])
