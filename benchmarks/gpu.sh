@@ -28,14 +28,15 @@ case "${1:-}" in
             .device/wheels/websockets-*.whl
         du -sh .device/wheels ;;
     run)
-        export OUT=${OUT:-/tmp/gpu-out} PYTHONPATH=$PWD OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+        export OUT=${OUT:-/tmp/gpu-out} PYTHONPATH=$PWD OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 \
+            NEURODEPLOY_TEST_CUDA=1  # tests/conftest.py hides the GPU without it
         mkdir -p "$OUT"
         nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
         $PY -m pip install -q --no-index --find-links .device/wheels --no-deps mujoco
         $PY -m pip install -q --no-index --find-links .device/wheels "${PACKAGES[@]}"
         $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
             | tee -a "$OUT/gpu.txt"
-        # the owed number first, then the tests (CUDA included)
+        # the throughput table, then the tests (the CUDA ones too)
         timeout 300 $PY benchmarks/train_throughput.py --seeds 1,5,8,10 --device cuda 2>&1 \
             | tee "$OUT/throughput.txt" || true
         cp docs/results.md "$OUT/results.md"

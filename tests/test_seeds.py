@@ -173,7 +173,7 @@ def test_a_generator_state_from_the_other_device_is_left_and_a_broken_one_refuse
     assert [int(r["step"]) for r in rows(done)] == [50, 100, 150, 200]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NEURODEPLOY_TEST_CUDA=1")
 @pytest.mark.parametrize("group", [True, False], ids=["seeds", "solo"])
 @pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")])
 def test_a_run_resumes_across_devices_and_exports_on_the_cpu(tmp_path, first, then, group):
