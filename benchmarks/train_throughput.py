@@ -267,7 +267,9 @@ def seeds_main(args) -> None:
     )
     body = (
         f"PT-LIF on {ENV}, paper settings (batch 256, T=5, 256-256 actor, proxy 512-512, "
-        f"K=3), device {args.device}. Every configuration trains through `neurodeploy train` "
+        f"K=3), device {args.device}"
+        + (f" ({torch.cuda.get_device_name(args.device)})" if gpu else "")
+        + ". Every configuration trains through `neurodeploy train` "
         f"for {args.steps} timed steps after {args.random_steps} random-start and {WARMUP} "
         "warm-up steps; the rate is each run's own steps/s from metrics.csv, summed over "
         f"seeds. One training step of one seed is {gflop:.2f} GFLOP (FlopCounterMode: "

@@ -13,6 +13,7 @@ from neurodeploy.errors import CheckpointError, ConfigError
 from neurodeploy.snn import actor_from_payload
 from neurodeploy.train import seeds as seeds_module
 from neurodeploy.train.config import TrainConfig, read_config
+from neurodeploy.train.device import restore_generator
 from neurodeploy.train.loop import train
 from neurodeploy.train.seeds import train_seeds
 from neurodeploy.train.stacked import SeedAxis
@@ -150,6 +151,23 @@ def test_cuda_is_refused_without_a_gpu(tmp_path):
     with pytest.raises(ConfigError, match="no CUDA device"):
         train_seeds(small_config(), [0], tmp_path / "run", progress=False, device="cuda")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_restore_generator_sets_its_own_kind_and_leaves_the_other(device):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA and NEURODEPLOY_TEST_CUDA=1")
+    other = "cuda" if device == "cpu" else "cpu"
+    saved = torch.Generator(device=device).manual_seed(7).get_state()
+    foreign = torch.zeros(16 if other == "cuda" else 5056, dtype=torch.uint8)
+    for on, state, restored in [(device, saved, True), (other, foreign, False),
+                                (None, saved, True), (None, foreign, False)]:  # fmt: skip
+        generator = torch.Generator(device=device).manual_seed(0)
+        fresh = generator.get_state()
+        restore_generator(generator, state, on)  # None: a checkpoint from before the key
+        assert torch.equal(generator.get_state(), saved if restored else fresh), (on, restored)
+    with pytest.raises(ValueError, match="'mps'"):
+        restore_generator(torch.Generator(device=device), saved, "mps")
 
 
 def test_a_generator_state_from_the_other_device_is_left_and_a_broken_one_refused(tmp_path):

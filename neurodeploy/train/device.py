@@ -56,5 +56,7 @@ def restore_generator(generator: torch.Generator, state: torch.Tensor, saved_on:
     keeps its fresh seeding, as :func:`set_rng_states` does for the global streams."""
     if saved_on is None:  # written before the device was kept: CUDA's Philox state is 16 bytes
         saved_on = "cuda" if state.numel() == 16 else "cpu"
+    if saved_on not in ("cpu", "cuda"):
+        raise ValueError(f"a generator state saved on {saved_on!r} (expected cpu or cuda)")
     if saved_on == generator.device.type:
         generator.set_state(state.cpu())
