@@ -152,9 +152,10 @@ def test_caps_smoothness_pulls_the_actions_of_neighbouring_states_together():
 
 def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     args = ["pendulum", "--steps", "1000", *TINY]
-    # Uninterrupted reference run.
-    done = cli(*args, "--out", str(tmp_path / "full"))
-    assert done.returncode == 0, done.stderr
+    # Uninterrupted reference run, beside the one killed (the machine's second core).
+    log = (tmp_path / "full.err").open("w")
+    full = subprocess.Popen([NEURODEPLOY, "train", *args, "--out", str(tmp_path / "full")],
+                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     # Same run, SIGKILLed after its second checkpoint, then resumed.
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -178,6 +179,9 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     assert 0 < step < 1000
     resumed = cli(*args, "--out", str(killed_dir), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    full.wait(timeout=600)
+    log.close()
+    assert full.returncode == 0, (tmp_path / "full.err").read_text()
     a = torch.load(tmp_path / "full" / "policy.pt", weights_only=True)["state_dict"]
     b = torch.load(killed_dir / "policy.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
