@@ -249,13 +249,20 @@ def test_the_reference_criterion_names_unmatched_seeds_and_needs_seed_0():
     results_py = _training_results()
     report = json.loads((RESULTS / "hopper" / "report.json").read_text())
     ref = next(g for g in report["groups"] if g["label"].startswith("implementation="))
-    assert ref["seeds"] == [0, 1]  # results/hopper: PT-LIF has seeds 0-2
+    assert ref["seeds"] == [0, 1, 2]  # results/hopper: every PT-LIF seed has its reference
+    said = results_py.reference_check(report)
+    assert "seeds 0, 1, 2:" in said and "no finished reference run" not in said
+
+    def finished_only(*seeds):
+        for metric in ("max_avg_return", "final_return"):
+            ref[metric]["values"] = [ref[metric]["values"][ref["seeds"].index(s)] for s in seeds]
+        ref["seeds"] = list(seeds)
+
+    finished_only(0, 1)  # as if seed 2 had not finished
     said = results_py.reference_check(report)
     assert "seeds 0, 1:" in said and "seed(s) 2 have no finished reference run" in said
     assert "not decided" not in said
-    for metric in ("max_avg_return", "final_return"):  # as if only seed 1 had finished
-        ref[metric]["values"] = ref[metric]["values"][1:]
-    ref["seeds"] = [1]
+    finished_only(1)  # as if only seed 1 had finished
     said = results_py.reference_check(report)
     assert "seeds 1:" in said and "not decided: the criterion needs seed 0" in said
 
@@ -278,7 +285,7 @@ def test_the_reference_is_held_to_the_protocol_the_sweep_trained(tmp_path):
     shutil.copytree(RESULTS / "hopper", results / "hopper",
                     ignore=shutil.ignore_patterns("report.*", "*.png", "policy.pt"))  # fmt: skip
     results_py.restore("hopper", runs, results)
-    assert len(results_py.reference_runs("hopper", runs)) == 2  # the same protocol: accepted
+    assert len(results_py.reference_runs("hopper", runs)) == 3  # the same protocol: accepted
     for config in (runs / "sweeps" / "hopper").glob("*/seed*/config.toml"):
         config.write_text(config.read_text().replace("eval_episodes = 10", "eval_episodes = 5"))
     with pytest.raises(SystemExit, match="eval_episodes = 10, the sweep's trials 5"):
@@ -295,7 +302,7 @@ def test_publish_withdraws_a_trial_trained_on_but_refuses_one_started_over(tmp_p
                     ignore=shutil.ignore_patterns("report.*", "*.png", "policy.pt"))  # fmt: skip
     results_py.restore("hopper", runs, results)
     (runs / "reference" / "hopper" / "seed1.restoring").mkdir()  # left by a killed restore
-    assert len(results_py.reference_runs("hopper", runs)) == 2
+    assert len(results_py.reference_runs("hopper", runs)) == 3
 
     sweep = runs / "sweeps" / "hopper"
     trial = "algo=td3,neuron=ann/seed2"
