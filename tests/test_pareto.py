@@ -75,6 +75,7 @@ def test_which_grids_get_the_picture():
     assert len(names) == 12 and "sop_budget=5000,hidden=256x256/seed1" in names
 
 
+@pytest.mark.slow  # exports and counts a deployed policy (~1-1.5 min): make test under 15 min
 def test_report_draws_return_against_bench_energy_of_each_deployed_policy(budget_sweep, tmp_path):
     out = subprocess.run(
         [NEURODEPLOY, "report", str(budget_sweep), "--hardware", "loihi,loihi2",

@@ -725,6 +725,7 @@ def _nir_arrays(path: Path) -> dict:
     }
 
 
+@pytest.mark.slow  # trains while exporting (~20 s): keeps make test under 15 min
 def test_export_while_training_rewrites_policy_pt_gives_a_consistent_bundle(tmp_path):
     import threading
 

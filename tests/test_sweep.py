@@ -63,6 +63,7 @@ def one_line(text: str) -> str:
 # --- the sweep on Ray ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~1-2 min (Ray and four trials, twice): keeps make test under 15 min
 def test_sweep_on_local_ray_resumes_a_killed_trial_and_skips_finished_ones(tmp_path):
     out = tmp_path / "sweep"
     proc = subprocess.Popen(
@@ -232,6 +233,7 @@ def test_report_on_a_table1_fixture(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # three report subprocesses (~20 s): keeps make test under 15 min
 def test_a_rebuild_keeps_its_apg_and_counts_trials_at_the_sweeps_budget(tmp_path):
     spec = table1_fixture(tmp_path)
     report = [NEURODEPLOY, "report", str(tmp_path)]
