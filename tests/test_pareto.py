@@ -216,7 +216,7 @@ def test_a_bundle_a_user_exported_from_another_policy_is_kept(budget_sweep, tmp_
 
     sweep = tmp_path / "copy"
     shutil.copytree(budget_sweep, sweep, ignore=shutil.ignore_patterns(BUNDLE, "report.*"))
-    (sweep / LIF0 / "energy.json").unlink()  # never measured by the report
+    (sweep / LIF0 / "energy.json").unlink(missing_ok=True)  # never measured by the report
     users = export_bundle(sweep / LIF300 / "policy.pt", "loihi2", sweep / LIF0 / BUNDLE,
                           observations=8)  # fmt: skip
     before = {f: f.read_bytes() for f in users.iterdir()}
