@@ -23,6 +23,10 @@ LOSSES = ("critic_loss", "actor_loss", "proxy_loss")
 # float rounding of batched against single matrix products (~1e-7), grown by 200 Adam
 # steps: measured 1e-7 and 3e-6 here; a leaked random stream gives 0.05-0.07
 TOLERANCE = 1e-4
+# tests/conftest.py hides the GPU from the suite unless NEURODEPLOY_TEST_CUDA=1
+NEEDS_CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA and NEURODEPLOY_TEST_CUDA=1"
+)
 
 
 def small_config(**kw) -> TrainConfig:
@@ -163,10 +167,8 @@ def test_cuda_is_refused_without_a_gpu(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 def test_restore_generator_sets_its_own_kind_and_leaves_the_other(device):
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("needs CUDA and NEURODEPLOY_TEST_CUDA=1")
     other = "cuda" if device == "cpu" else "cpu"
     saved = torch.Generator(device=device).manual_seed(7).get_state()
     foreign = torch.zeros(16 if other == "cuda" else 5056, dtype=torch.uint8)
@@ -180,7 +182,7 @@ def test_restore_generator_sets_its_own_kind_and_leaves_the_other(device):
         restore_generator(torch.Generator(device=device), saved, "mps")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NEURODEPLOY_TEST_CUDA=1")
+@NEEDS_CUDA
 @pytest.mark.parametrize("group", [True, False], ids=["seeds", "solo"])
 @pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")])
 def test_a_run_resumes_across_devices_and_exports_on_the_cpu(tmp_path, first, then, group):
