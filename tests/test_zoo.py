@@ -23,25 +23,31 @@ def test_the_zoo_ships_policies_under_10_mb():
     assert total < 10e6
 
 
+@pytest.fixture(scope="module")
+def zoo_returns():
+    """Every entry's first three torch episodes, in one process of its own: MKL reads the
+    card's numerics when torch loads it."""
+    code = (
+        "import json, sys\nfrom neurodeploy import zoo\n"
+        "from neurodeploy.hardware.runner import run_policy\n"
+        "print(json.dumps({name: [float(x) for x in run_policy(zoo.resolve_source(f'zoo:{name}'),"
+        " 'torch', episodes=3, seed=0).returns] for name in sys.argv[1:]}))"
+    )
+    env = {**os.environ, **zoo.NUMERICS}
+    out = subprocess.run([sys.executable, "-c", code, *(e.name for e in ENTRIES)], env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
-def test_card_torch_return_is_reproduced(entry):
+def test_card_torch_return_is_reproduced(entry, zoo_returns):
     card = entry.card
     assert CARD_FIELDS <= set(card)
     assert {"command", "recipe", "set"} <= set(card["provenance"])
     assert card["file_bytes"] == entry.policy.stat().st_size
-    # in a process of its own: MKL reads the card's numerics when torch loads it
-    code = (
-        "import json, sys\nfrom neurodeploy import zoo\n"
-        "from neurodeploy.hardware.runner import run_policy\n"
-        "r = run_policy(zoo.resolve_source(sys.argv[1]), 'torch', episodes=3, seed=0)\n"
-        "print(json.dumps([float(x) for x in r.returns]))"
-    )
-    env = {**os.environ, **zoo.NUMERICS}
-    out = subprocess.run([sys.executable, "-c", code, f"zoo:{entry.name}"], env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    returns = json.loads(out.stdout.splitlines()[-1])
     assert card["torch_numerics"] == zoo.NUMERICS
+    returns = zoo_returns[entry.name]
     assert returns == pytest.approx(card["returns"]["torch"]["per_episode"][:3], rel=1e-4)
 
 
