@@ -1,16 +1,18 @@
 """Wall time of the default test suite (what ``make test`` and CI run), repeated.
 
-python benchmarks/suite_time.py --repeats 2
+python benchmarks/suite_time.py --repeats 2 --threads 1,2
 
-Runs ``python -m pytest -q`` from the repository root, as the Makefile does, once per repeat,
-one after the other; run it with nothing else on the machine. Records each run's wall time,
-its outcome line and its slowest tests. Issue 15 asks for the default run to stay under 15
-minutes; the slow-marked tests (``make test-all``) are not counted.
+Runs ``python -m pytest -q`` from the repository root, as the Makefile does, once per repeat
+and per torch thread count (``OMP_NUM_THREADS``; tests/conftest.py makes 1 the suite's
+default), one after the other; run it with nothing else on the machine. Records each run's
+wall time, its outcome line and its slowest tests. Issue 15 asks for the default run to stay
+under 15 minutes; the slow-marked tests (``make test-all``) are not counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -24,12 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 15 * 60
 
 
-def run_suite(slowest: int) -> tuple[float, str, list[str]]:
-    """One default run: its wall time, pytest's outcome line and its slowest tests."""
+def run_suite(slowest: int, threads: int) -> tuple[float, str, list[str]]:
+    """One default run with ``threads`` torch threads per process: its wall time, pytest's
+    outcome line and its slowest tests."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                f"--durations={slowest}"]  # fmt: skip
     start = time.perf_counter()
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     lines = out.stdout.splitlines()
     summary = next((s.strip("= ") for s in reversed(lines) if " in " in s and "passed" in s), "")
@@ -45,9 +49,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--slowest", type=int, default=8)
+    parser.add_argument("--threads", default="1", help="comma-separated OMP_NUM_THREADS values")
     args = parser.parse_args()
-    if args.repeats < 1 or args.slowest < 1:
-        raise SystemExit("--repeats and --slowest must be at least 1")
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise SystemExit(f"--threads {args.threads!r}: expected integers such as 1,2") from None
+    if args.repeats < 1 or args.slowest < 1 or min(threads) < 1:
+        raise SystemExit("--repeats, --slowest and every --threads value must be at least 1")
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()  # fmt: skip
     if dirty:
@@ -55,24 +64,25 @@ def main():
                          "measured suite is a commit's")  # fmt: skip
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-    runs = []
+    runs = []  # (repeat, threads, wall, summary, slowest)
     for i in range(args.repeats):
-        runs.append(run_suite(args.slowest))
-        print(f"run {i + 1}: {runs[-1][0]:.1f} s ({runs[-1][1]})", flush=True)
-    walls = [w for w, _, _ in runs]
+        for t in threads:
+            runs.append((i + 1, t, *run_suite(args.slowest, t)))
+            print(f"run {i + 1}, {t} threads: {runs[-1][2]:.1f} s ({runs[-1][3]})", flush=True)
+    walls = [r[2] for r in runs]
     rows = "\n".join(
-        f"| {i + 1} | {w:,.1f} | {w / TARGET_S:.2f} | {s} |" for i, (w, s, _) in enumerate(runs)
+        f"| {i} | {t} | {w:,.1f} | {w / TARGET_S:.2f} | {s} |" for i, t, w, s, _ in runs
     )
-    slowest = "\n".join(f"    {d}" for d in runs[-1][2])
+    slowest = "\n".join(f"    {d}" for d in runs[0][4])
     body = f"""
 Commit {commit}; the default suite (`-m 'not slow'`), one run after another, nothing else
 running. Target (issue 15): under {TARGET_S} s.
 
-| run | wall s | of 15 min | pytest |
-|---|---|---|---|
+| run | torch threads | wall s | of 15 min | pytest |
+|---|---|---|---|---|
 {rows}
 
-Longest {max(walls):,.1f} s. Slowest tests of the last run:
+Longest {max(walls):,.1f} s. Slowest tests of the first run ({runs[0][1]} threads):
 
 {slowest}
 """
