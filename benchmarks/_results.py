@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,13 @@ def machine() -> str:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
     )
+
+
+def head_commit() -> str:
+    """The repository's HEAD, short form: what a published number was measured at."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent.parent,
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout.strip()
 
 
 def write_section(key: str, title: str, body: str) -> None:

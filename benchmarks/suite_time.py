@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import write_section  # noqa: E402
+from _results import head_commit, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 15 * 60
@@ -33,10 +33,10 @@ def run_suite(slowest: int, threads: str) -> tuple[float, str, list[str]]:
     outcome line and its slowest tests."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                f"--durations={slowest}"]  # fmt: skip
-    start = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if threads != "default":
         env["OMP_NUM_THREADS"] = threads
+    start = time.perf_counter()
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     lines = out.stdout.splitlines()
@@ -67,8 +67,7 @@ def main():
     if dirty:
         raise SystemExit("the working tree has uncommitted changes: commit them first, so the "
                          "measured suite is a commit's")  # fmt: skip
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    commit = head_commit()
     runs = []  # (repeat, threads, wall, summary, slowest)
     for i in range(args.repeats):
         for t in threads:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import tomllib
@@ -66,9 +65,9 @@ def provenance(run_config: Path, recipe: str, command: str) -> dict:
     cfg = TrainConfig.from_dict(tomllib.loads(run_config.read_text()), str(run_config))
     base, _ = resolve(recipe, {})
     changed = {k: v for k, v in cfg.to_dict().items() if base.to_dict()[k] != v}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()  # fmt: skip
-    return {"command": command, "recipe": recipe, "set": changed, "card_commit": commit}
+    from _results import head_commit
+
+    return {"command": command, "recipe": recipe, "set": changed, "card_commit": head_commit()}
 
 
 def policy_step(policy: Path) -> int | None:
